@@ -1,0 +1,169 @@
+// Package config owns Cohort's configuration: one struct with defaults, a
+// YAML file format, and a Validate that reports every problem at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole server configuration. Zero fields take defaults.
+type Config struct {
+	HTTP      string   `yaml:"http"`      // listen address
+	Data      string   `yaml:"data"`      // data directory
+	LogLevel  string   `yaml:"log_level"` // debug, info, warn, error
+	Retention Duration `yaml:"retention"` // events older than this disappear
+	Limits    Limits   `yaml:"limits"`
+	// Keys of the default workspace; the environment (COHORT_WRITE_KEY,
+	// COHORT_API_KEY, COHORT_ADMIN_KEY) overrides them.
+	WriteKey string `yaml:"write_key"`
+	APIKey   string `yaml:"api_key"`
+	AdminKey string `yaml:"admin_key"`
+}
+
+// Limits protect a workspace from clients that misbehave.
+type Limits struct {
+	MaxEventNames   int     `yaml:"max_event_names"`   // distinct event names per workspace
+	MaxProperties   int     `yaml:"max_properties"`    // properties per event
+	MaxTraits       int     `yaml:"max_traits"`        // traits per profile
+	MaxMessageBytes int     `yaml:"max_message_bytes"` // one message
+	MaxBatchBytes   int     `yaml:"max_batch_bytes"`   // one request body
+	EventsPerSecond float64 `yaml:"events_per_second"` // per workspace; 0 is unlimited
+	Burst           int     `yaml:"burst"`             // events allowed at once above the rate
+	// BotEventsPerMinute flags a profile sending more events than this in
+	// one minute with the trait "$bot" and throttles its re-evaluation
+	// (its events are all kept); 0 disables.
+	BotEventsPerMinute int `yaml:"bot_events_per_minute"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		HTTP:      "127.0.0.1:8080",
+		Data:      "./cohort-data",
+		LogLevel:  "info",
+		Retention: Duration(90 * 24 * time.Hour),
+		Limits: Limits{
+			MaxEventNames:      1000,
+			MaxProperties:      255,
+			MaxTraits:          500,
+			MaxMessageBytes:    32 * 1024,
+			MaxBatchBytes:      500 * 1024,
+			BotEventsPerMinute: 1200,
+		},
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown keys are errors.
+func Load(path string) (Config, error) {
+	c := Default()
+	f, err := os.Open(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ApplyEnv takes the keys from the environment when set.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	if v := getenv("COHORT_WRITE_KEY"); v != "" {
+		c.WriteKey = v
+	}
+	if v := getenv("COHORT_API_KEY"); v != "" {
+		c.APIKey = v
+	}
+	if v := getenv("COHORT_ADMIN_KEY"); v != "" {
+		c.AdminKey = v
+	}
+}
+
+// Validate reports every problem in c, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.HTTP == "" {
+		bad("http: listen address is empty")
+	}
+	if c.Data == "" {
+		bad("data: directory is empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.Retention < Duration(time.Hour) {
+		bad("retention: %s is shorter than 1h", time.Duration(c.Retention))
+	}
+	positive := func(name string, v int) {
+		if v <= 0 {
+			bad("limits.%s: %d must be positive", name, v)
+		}
+	}
+	positive("max_event_names", c.Limits.MaxEventNames)
+	positive("max_properties", c.Limits.MaxProperties)
+	positive("max_traits", c.Limits.MaxTraits)
+	positive("max_message_bytes", c.Limits.MaxMessageBytes)
+	positive("max_batch_bytes", c.Limits.MaxBatchBytes)
+	if c.Limits.MaxMessageBytes > c.Limits.MaxBatchBytes && c.Limits.MaxBatchBytes > 0 {
+		bad("limits.max_message_bytes: %d is over max_batch_bytes %d", c.Limits.MaxMessageBytes, c.Limits.MaxBatchBytes)
+	}
+	if c.Limits.EventsPerSecond < 0 {
+		bad("limits.events_per_second: %g must not be negative", c.Limits.EventsPerSecond)
+	}
+	if c.Limits.BotEventsPerMinute < 0 {
+		bad("limits.bot_events_per_minute: %d must not be negative", c.Limits.BotEventsPerMinute)
+	}
+	if c.Limits.Burst < 0 {
+		bad("limits.burst: %d must not be negative", c.Limits.Burst)
+	}
+	for name, k := range map[string]string{"write_key": c.WriteKey, "api_key": c.APIKey, "admin_key": c.AdminKey} {
+		if k != "" && len(k) < 8 {
+			bad("%s: a key must have at least 8 characters", name)
+		}
+		if strings.ContainsAny(k, ": \t\n") {
+			bad("%s: a key must not contain spaces or colons", name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Duration is a time.Duration that YAML writes as "90d", "12h", "30m".
+type Duration time.Duration
+
+// UnmarshalYAML accepts Go durations and whole days ("90d").
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseDuration parses Go durations plus a "d" (day) suffix.
+func ParseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || fmt.Sprint(n) != days || n <= 0 {
+			return 0, fmt.Errorf("duration %q: want a positive whole number of days like 90d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: %w", s, err)
+	}
+	return v, nil
+}

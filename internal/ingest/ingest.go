@@ -1,0 +1,363 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cohortdb/cohort/internal/config"
+	"github.com/cohortdb/cohort/internal/message"
+	"github.com/cohortdb/cohort/internal/store"
+)
+
+var syncWrite = pebble.Sync
+
+// ErrClosed is returned for submissions after Close.
+var ErrClosed = errors.New("ingest: closed")
+
+// Options configure an Ingester.
+type Options struct {
+	Limits     config.Limits
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil: metrics are not registered
+	Now        func() time.Time      // nil: time.Now
+	// MaxGroup bounds how many messages one commit holds; 0 means 20,000.
+	MaxGroup int
+	// OnApply, when set, is called by the applier with what a commit
+	// group changed in one workspace, just before the group is committed:
+	// what it writes to b commits atomically with the changes, and what it
+	// updates in memory is current before any client hears back. An error
+	// fails the group (and stops ingestion, as a store failure would).
+	OnApply func(w *Workspace, c *Changes, b *pebble.Batch) error
+	// OnCommitted is called by the applier right after group gen (1, 2,
+	// …) is committed (visible, not yet durable); OnSynced by the syncer
+	// once every group up to gen is durable. Together they let a listener
+	// publish only what can no longer be lost.
+	OnCommitted func(gen uint64)
+	OnSynced    func(gen uint64)
+}
+
+// Ingester is the ingestion path. It is safe for concurrent use.
+type Ingester struct {
+	st   *store.Store
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	wsMu   sync.RWMutex
+	byNum  map[uint32]*Workspace
+	byName map[string]*Workspace
+
+	gen     uint64 // last group committed (applier goroutine)
+	closeMu sync.RWMutex
+	closed  bool
+	jobs    chan *job
+	syncs   chan []*job
+	wg      sync.WaitGroup
+
+	failMu sync.Mutex
+	failed error // a commit or sync failed: no more writes are taken
+}
+
+// Rejected is one message refused by the ingestion path.
+type Rejected struct {
+	Index     int    `json:"index"`
+	MessageID string `json:"messageId"`
+	Error     string `json:"error"`
+}
+
+// Result is what a submission did.
+type Result struct {
+	Accepted   int
+	Duplicates int
+	Rejected   []Rejected
+}
+
+type jobKind int
+
+const (
+	jobMessages jobKind = iota
+	jobRefusal
+	jobDeleteUser
+	jobRun
+)
+
+type job struct {
+	kind    jobKind
+	ws      *Workspace
+	source  string
+	items   []message.Item
+	refusal store.Rejection
+	userID  string
+	run     func(b *pebble.Batch) error
+
+	gen   uint64 // the commit group it went in
+	res   Result
+	found bool
+	err   error
+	done  chan struct{}
+}
+
+// New opens the ingestion path over st and starts its goroutines.
+func New(st *store.Store, opts Options) (*Ingester, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxGroup == 0 {
+		opts.MaxGroup = 20000
+	}
+	g := &Ingester{
+		st: st, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
+		byNum: map[uint32]*Workspace{}, byName: map[string]*Workspace{},
+		jobs:  make(chan *job, 256),
+		syncs: make(chan []*job, 64),
+	}
+	recs, err := st.Workspaces()
+	if err != nil {
+		return nil, fmt.Errorf("list workspaces: %w", err)
+	}
+	for _, rec := range recs {
+		w, err := loadWorkspace(st, rec)
+		if err != nil {
+			return nil, err
+		}
+		g.byNum[w.Num], g.byName[w.Name] = w, w
+	}
+	g.wg.Add(2)
+	go g.applyLoop()
+	go g.syncLoop()
+	return g, nil
+}
+
+// Close stops taking submissions, finishes every one already taken, and
+// waits for the last sync.
+func (g *Ingester) Close() error {
+	g.closeMu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.jobs)
+	}
+	g.closeMu.Unlock()
+	g.wg.Wait()
+	return g.failure()
+}
+
+func (g *Ingester) failure() error {
+	g.failMu.Lock()
+	defer g.failMu.Unlock()
+	return g.failed
+}
+
+func (g *Ingester) fail(err error) {
+	g.failMu.Lock()
+	defer g.failMu.Unlock()
+	if g.failed == nil {
+		g.failed = err
+		g.log.Error("ingest stopped: the store failed", "err", err)
+	}
+}
+
+func (g *Ingester) submit(ctx context.Context, j *job) error {
+	if err := g.failure(); err != nil {
+		return fmt.Errorf("ingest unavailable: %w", err)
+	}
+	j.done = make(chan struct{})
+	g.closeMu.RLock()
+	if g.closed {
+		g.closeMu.RUnlock()
+		return ErrClosed
+	}
+	g.m.queue.Inc()
+	select {
+	case g.jobs <- j:
+		g.closeMu.RUnlock()
+	case <-ctx.Done():
+		g.closeMu.RUnlock()
+		g.m.queue.Dec()
+		return ctx.Err()
+	}
+	select {
+	case <-j.done:
+		return j.err
+	case <-ctx.Done():
+		// The job may still commit; a retry is deduplicated by messageId.
+		return ctx.Err()
+	}
+}
+
+// Submit applies decoded items to a workspace and returns once they are
+// durable. Items that arrived rejected (Err set) go to the dead-letter log
+// with the rest of the submission.
+func (g *Ingester) Submit(ctx context.Context, ws *Workspace, source string, items []message.Item) (Result, error) {
+	j := &job{kind: jobMessages, ws: ws, source: source, items: items}
+	if err := g.submit(ctx, j); err != nil {
+		return Result{}, err
+	}
+	return j.res, nil
+}
+
+// Refuse records a whole request that was refused (malformed, too large)
+// in the workspace's dead-letter log.
+func (g *Ingester) Refuse(ctx context.Context, ws *Workspace, source string, body []byte, reason error) error {
+	r := store.Rejection{Source: source, Index: -1, Error: reason.Error()}
+	const keep = 64 << 10
+	if len(body) > keep {
+		body = body[:keep]
+	}
+	if json.Valid(body) {
+		r.Message = json.RawMessage(body)
+	} else {
+		r.Body = string(body)
+	}
+	return g.submit(ctx, &job{kind: jobRefusal, ws: ws, source: source, refusal: r})
+}
+
+// Run runs fn in the applier, in the total order of everything applied to
+// the workspace: what fn writes to b commits with the group it joins, and
+// Run returns once that commit is durable. Segment builds and time-driven
+// membership changes use it so that their changes are ordered with
+// ingestion's. fn must not block for long: ingestion waits for it.
+func (g *Ingester) Run(ctx context.Context, ws *Workspace, fn func(b *pebble.Batch) error) error {
+	return g.submit(ctx, &job{kind: jobRun, ws: ws, run: fn})
+}
+
+// DeleteUser erases the profile an id resolves to, with every id linked to
+// it and all its events. It reports false when the id is unknown.
+func (g *Ingester) DeleteUser(ctx context.Context, ws *Workspace, id string) (bool, error) {
+	j := &job{kind: jobDeleteUser, ws: ws, userID: id}
+	if err := g.submit(ctx, j); err != nil {
+		return false, err
+	}
+	return j.found, nil
+}
+
+func (g *Ingester) applyLoop() {
+	defer g.wg.Done()
+	defer close(g.syncs)
+	for first := range g.jobs {
+		group := []*job{first}
+		n := len(first.items)
+	drain:
+		for n < g.opts.MaxGroup {
+			select {
+			case j, ok := <-g.jobs:
+				if !ok {
+					break drain
+				}
+				group = append(group, j)
+				n += len(j.items)
+			default:
+				break drain
+			}
+		}
+		g.m.queue.Sub(float64(len(group)))
+		if err := g.failure(); err != nil {
+			finish(group, fmt.Errorf("ingest unavailable: %w", err))
+			continue
+		}
+		start := time.Now()
+		if err := g.applyGroup(group); err != nil {
+			g.fail(err)
+			finish(group, fmt.Errorf("ingest failed: %w", err))
+			continue
+		}
+		g.m.apply.Observe(time.Since(start).Seconds())
+		g.m.groupSize.Observe(float64(n))
+		g.gen++
+		for _, j := range group {
+			j.gen = g.gen
+		}
+		if g.opts.OnCommitted != nil {
+			g.opts.OnCommitted(g.gen)
+		}
+		g.syncs <- group
+	}
+}
+
+func (g *Ingester) syncLoop() {
+	defer g.wg.Done()
+	for group := range g.syncs {
+		// Take every group already committed: one sync covers them all.
+	more:
+		for {
+			select {
+			case next, ok := <-g.syncs:
+				if !ok {
+					break more
+				}
+				group = append(group, next...)
+			default:
+				break more
+			}
+		}
+		start := time.Now()
+		err := g.st.Sync()
+		g.m.sync.Observe(time.Since(start).Seconds())
+		if err != nil {
+			g.fail(err)
+			err = fmt.Errorf("ingest failed: %w", err)
+		} else if g.opts.OnSynced != nil {
+			g.opts.OnSynced(group[len(group)-1].gen)
+		}
+		finish(group, err)
+	}
+}
+
+func finish(group []*job, err error) {
+	for _, j := range group {
+		if err != nil {
+			j.err = err
+		}
+		close(j.done)
+	}
+}
+
+// applyGroup applies a group of jobs in one batch and commits it without
+// waiting for the sync.
+func (g *Ingester) applyGroup(group []*job) error {
+	b := g.st.DB().NewIndexedBatch()
+	defer b.Close()
+	touched := map[*Workspace]*tx{}
+	for _, j := range group {
+		t := touched[j.ws]
+		if t == nil {
+			t = newTx(g, b, j.ws)
+			touched[j.ws] = t
+		}
+		if err := t.run(j); err != nil {
+			return err
+		}
+	}
+	for w, t := range touched {
+		if err := t.publish(); err != nil {
+			return err
+		}
+		if err := w.Schema.Flush(func(kind byte, name string, val []byte) error {
+			return b.Set(store.SchemaKey(w.Num, kind, name), val, nil)
+		}); err != nil {
+			return err
+		}
+		if err := b.Set(store.CountersKey(w.Num), store.EncodeCounters(w.counters), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, t := range touched {
+		g.m.accepted.Add(float64(t.accepted))
+		g.m.duplicates.Add(float64(t.duplicates))
+		g.m.rejected.Add(float64(t.rejected))
+	}
+	return nil
+}
