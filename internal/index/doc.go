@@ -1,0 +1,19 @@
+// Package index owns the in-memory indexes of one workspace that segment
+// evaluation runs on, kept current by the ingestion path's change feed.
+//
+// Profiles are named by their dense uint32 numbers and sets of profiles are
+// roaring bitmaps. The index holds:
+//
+//   - all: every live root profile (the universe of "not" and "all");
+//   - per trait, the distinct values with the bitmap of profiles holding
+//     each, the bitmap of profiles that have the key at all, and a sorted
+//     list of the distinct numeric values for range scans;
+//   - per event name, a column store of its occurrences in arrival order:
+//     profile number, timestamp, and one dictionary-encoded column per
+//     property path, with per-block time bounds so windows skip blocks.
+//
+// Events stay under the profile number they were recorded with; merged
+// numbers map to their root at evaluation time, and deleted numbers are
+// skipped. An Index is safe for concurrent use: the change feed writes
+// under its lock, evaluations read under it.
+package index

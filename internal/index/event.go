@@ -1,0 +1,378 @@
+package index
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/cohortdb/cohort/internal/condition"
+)
+
+// Event evaluates an event leaf: the profiles whose qualifying events (of
+// that name, in the window, passing every where-predicate) satisfy the
+// count and aggregate. Profiles with no qualifying event have count 0 and
+// an empty aggregate, and are included when those satisfy it. The caller
+// holds RLock.
+func (x *Index) Event(n *condition.Node, now time.Time) *roaring.Bitmap {
+	cnt, hasCnt := n.EffectiveCount()
+	zeroOK := (!hasCnt || cnt.Match(0))
+	if n.Aggregate != nil {
+		zeroOK = zeroOK && n.Aggregate.Match(n.Aggregate.NewState().Result())
+	}
+	col := x.events[n.Name]
+	if col == nil {
+		if zeroOK {
+			return x.all.Clone()
+		}
+		return roaring.New()
+	}
+	s := getScratch()
+	defer putScratch(s)
+	x.scan(col, n, now, s)
+	// Decide every touched root; the others have count 0 and no values.
+	// With zeroOK the answer is all but the touched roots that fail, else
+	// the touched roots that pass: either way one list.
+	keep := func(root uint32) bool {
+		if hasCnt && !cnt.Match(int64(s.cnt[root])) {
+			return false
+		}
+		if n.Aggregate != nil && !n.Aggregate.Match(s.result(n.Aggregate.Fn, root)) {
+			return false
+		}
+		return true
+	}
+	list := s.list[:0]
+	for _, root := range s.touched {
+		if keep(root) != zeroOK {
+			list = append(list, root)
+		}
+	}
+	s.list = list
+	bm := s.bitmapOf(list, int(x.maxNum))
+	if zeroOK {
+		return roaring.AndNot(x.all, bm)
+	}
+	bm.And(x.all)
+	return bm
+}
+
+// bitmapOf builds a bitmap of the numbers in list, below universe: a
+// short list sorted, a long one through a dense bit set (cheaper than
+// sorting millions of numbers).
+func (s *scratch) bitmapOf(list []uint32, universe int) *roaring.Bitmap {
+	if len(list) < universe/64 || len(list) < 4096 {
+		slices.Sort(list)
+		bm := roaring.New()
+		bm.AddMany(list)
+		return bm
+	}
+	words := (universe + 63) / 64
+	s.dense = grow(s.dense, words)
+	for _, n := range list {
+		s.dense[n/64] |= 1 << (n % 64)
+	}
+	bm := roaring.FromDense(s.dense[:words], true)
+	for _, n := range list {
+		s.dense[n/64] = 0
+	}
+	return bm
+}
+
+// scratch is one scan's per-profile state, dense over profile numbers and
+// pooled between scans: counts, numeric aggregates and the (number,
+// value id) pairs of distinct, with the list of the numbers touched so
+// that only those are decided and cleared.
+type scratch struct {
+	cnt     []uint32
+	touched []uint32
+	list    []uint32
+	// Numeric aggregates: the sum, the number of numeric values, min, max.
+	cells []aggCell
+	// distinct: number<<32 | value id, then the count per number.
+	pairs []uint64
+	mask  []uint64 // distinct over at most 64 values: a bit per value id
+	dcnt  []uint32
+	dense []uint64 // bitmapOf's bit set, all zero between uses
+}
+
+// aggCell is one number's numeric aggregate, in one place so that an
+// event touches one cache line for it.
+type aggCell struct {
+	sum, min, max float64
+	n             uint32
+}
+
+func (c *aggCell) add(f float64) {
+	if c.n == 0 || f < c.min {
+		c.min = f
+	}
+	if c.n == 0 || f > c.max {
+		c.max = f
+	}
+	c.n++
+	c.sum += f
+}
+
+func (c *aggCell) merge(o *aggCell) {
+	if o.n == 0 {
+		return
+	}
+	if c.n == 0 || o.min < c.min {
+		c.min = o.min
+	}
+	if c.n == 0 || o.max > c.max {
+		c.max = o.max
+	}
+	c.n += o.n
+	c.sum += o.sum
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+// putScratch clears what the scan set and returns s to the pool.
+func putScratch(s *scratch) {
+	for _, n := range s.touched {
+		s.clear(n)
+	}
+	s.touched, s.list, s.pairs = s.touched[:0], s.list[:0], s.pairs[:0]
+	scratchPool.Put(s)
+}
+
+// clear zeroes number n's state.
+func (s *scratch) clear(n uint32) {
+	s.cnt[n] = 0
+	if len(s.cells) > int(n) {
+		s.cells[n] = aggCell{}
+	}
+	if len(s.dcnt) > int(n) {
+		s.dcnt[n] = 0
+	}
+	if len(s.mask) > int(n) {
+		s.mask[n] = 0
+	}
+}
+
+func grow[T any](s []T, n int) []T {
+	if len(s) >= n {
+		return s
+	}
+	return append(s, make([]T, n-len(s))...)
+}
+
+// result is root's aggregate, as condition.AggState.Result gives it.
+func (s *scratch) result(fn condition.AggFn, root uint32) (float64, bool) {
+	switch fn {
+	case condition.FnSum:
+		return s.cells[root].sum, true
+	case condition.FnDistinct:
+		return float64(s.dcnt[root]), true
+	case condition.FnAvg:
+		c := &s.cells[root]
+		return c.sum / float64(c.n), c.n > 0
+	case condition.FnMin:
+		return s.cells[root].min, s.cells[root].n > 0
+	case condition.FnMax:
+		return s.cells[root].max, s.cells[root].n > 0
+	}
+	return 0, false
+}
+
+// scan runs over col's qualifying events and leaves in s, for every live
+// root profile with at least one, its count and aggregate (s.touched
+// lists those roots).
+func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch) {
+	lo, hi := x.retainFrom, int64(1<<63-1)
+	switch n.Window.Kind {
+	case condition.WindowLast:
+		lo = max(lo, now.Add(-n.Window.Last).UnixNano()+1)
+		hi = now.UnixNano()
+	case condition.WindowRange:
+		lo = max(lo, n.Window.From.UnixNano())
+		hi = n.Window.To.UnixNano()
+	}
+	size := int(x.maxNum)
+	s.cnt = grow(s.cnt, size)
+	// Each where-predicate, decided once per distinct value of its column.
+	type filter struct {
+		ids *idCol
+		ok  []bool
+		buf []uint32 // the block's ids, decoded
+	}
+	filters := make([]filter, 0, len(n.Where))
+	for i := range n.Where {
+		p := &n.Where[i]
+		pc := col.props[p.Property]
+		if pc == nil {
+			if !p.Match(nil, false, now) {
+				return // no event can qualify
+			}
+			continue
+		}
+		ok := make([]bool, len(pc.dict))
+		ok[0] = p.Match(nil, false, now)
+		for id := 1; id < len(pc.dict); id++ {
+			ok[id] = p.Match(pc.dict[id], true, now)
+		}
+		filters = append(filters, filter{&pc.ids, ok, make([]uint32, blockSize)})
+	}
+	// The aggregate's column, with each value's number decided once.
+	agg := n.Aggregate
+	var aggIDs *idCol
+	var aggBuf []uint32
+	var nums []float64 // value id → number; NaN: not a number
+	distinct := agg != nil && agg.Fn == condition.FnDistinct
+	masked := false // distinct by bit masks rather than sorted pairs
+	if agg != nil {
+		if distinct {
+			s.dcnt = grow(s.dcnt, size)
+			if pc := col.props[agg.Property]; pc == nil || len(pc.dict) <= 64 {
+				masked = true
+				s.mask = grow(s.mask, size)
+			}
+		} else {
+			s.cells = grow(s.cells, size)
+		}
+		if pc := col.props[agg.Property]; pc != nil {
+			aggIDs, aggBuf = &pc.ids, make([]uint32, blockSize)
+			nums = make([]float64, len(pc.dict))
+			nums[0] = math.NaN()
+			for id := 1; id < len(pc.dict); id++ {
+				v := pc.dict[id]
+				if distinct {
+					if v == nil {
+						nums[id] = math.NaN() // null is no value
+					}
+					continue
+				}
+				f, ok := condition.Number(v)
+				if !ok || math.IsNaN(f) {
+					f = math.NaN()
+				}
+				nums[id] = f
+			}
+		}
+	}
+
+	cnt, touched := s.cnt, s.touched
+	for b, bl := range col.blocks {
+		if bl.max < lo || bl.min > hi {
+			continue
+		}
+		start, end := b*blockSize, min((b+1)*blockSize, len(col.prof))
+		for k := range filters {
+			filters[k].buf = filters[k].ids.decode(filters[k].buf, start, end)
+		}
+		var aggBlock []uint32
+		if aggIDs != nil {
+			aggBlock = aggIDs.decode(aggBuf, start, end)
+		}
+	events:
+		for i := start; i < end; i++ {
+			if t := col.ts[i]; t < lo || t > hi {
+				continue
+			}
+			for _, f := range filters {
+				if !f.ok[f.buf[i-start]] {
+					continue events
+				}
+			}
+			num := col.prof[i]
+			if cnt[num] == 0 {
+				touched = append(touched, num)
+			}
+			cnt[num]++
+			if aggBlock == nil {
+				continue
+			}
+			id := aggBlock[i-start]
+			f := nums[id]
+			if math.IsNaN(f) {
+				continue
+			}
+			if masked {
+				s.mask[num] |= 1 << id
+				continue
+			}
+			if distinct {
+				s.pairs = append(s.pairs, uint64(num)<<32|uint64(id))
+				continue
+			}
+			s.cells[num].add(f)
+		}
+	}
+	s.touched = touched
+	x.toRoots(s, agg, masked)
+	if masked {
+		for _, n := range s.touched {
+			s.dcnt[n] = uint32(bits.OnesCount64(s.mask[n]))
+		}
+	} else if distinct {
+		slices.Sort(s.pairs)
+		prev := uint64(math.MaxUint64)
+		for _, p := range s.pairs {
+			if p != prev {
+				s.dcnt[p>>32]++
+				prev = p
+			}
+		}
+	}
+}
+
+// toRoots moves the state of numbers merged into others onto their live
+// roots and drops deleted ones, leaving s.touched a list of live roots.
+func (x *Index) toRoots(s *scratch, agg *condition.Agg, masked bool) {
+	if x.merged.IsEmpty() && x.deleted.IsEmpty() {
+		return
+	}
+	n := len(s.touched)
+	moved := map[uint32]uint32{} // number → its root, for distinct's pairs
+	for _, num := range s.touched[:n] {
+		root, live := x.root(num)
+		if live && root == num {
+			continue
+		}
+		if !live {
+			moved[num] = math.MaxUint32
+			s.clear(num)
+			continue
+		}
+		moved[num] = root
+		if s.cnt[root] == 0 {
+			s.touched = append(s.touched, root) // the root had no events of its own
+		}
+		s.cnt[root] += s.cnt[num]
+		if masked {
+			s.mask[root] |= s.mask[num]
+		}
+		if agg != nil && agg.Fn != condition.FnDistinct {
+			s.cells[root].merge(&s.cells[num])
+		}
+		s.clear(num)
+	}
+	if len(moved) == 0 {
+		return
+	}
+	// The moved numbers' state is cleared: drop them from the decisions.
+	s.touched = slices.DeleteFunc(s.touched, func(num uint32) bool {
+		_, ok := moved[num]
+		return ok
+	})
+	for i, p := range s.pairs {
+		if r, ok := moved[uint32(p>>32)]; ok {
+			if r == math.MaxUint32 {
+				s.pairs[i] = math.MaxUint64 // dropped below
+			} else {
+				s.pairs[i] = uint64(r)<<32 | p&math.MaxUint32
+			}
+		}
+	}
+	if len(s.pairs) > 0 {
+		s.pairs = slices.DeleteFunc(s.pairs, func(p uint64) bool { return p == math.MaxUint64 })
+	}
+}

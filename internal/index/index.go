@@ -1,0 +1,693 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cohortdb/cohort/internal/condition"
+	"github.com/cohortdb/cohort/internal/ingest"
+	"github.com/cohortdb/cohort/internal/model"
+	"github.com/cohortdb/cohort/internal/store"
+)
+
+// maxPathDepth bounds how deep nested property objects are indexed as
+// dotted paths.
+const maxPathDepth = 4
+
+// blockSize is the number of events per time-bounds block.
+const blockSize = 1024
+
+// Index is one workspace's indexes.
+type Index struct {
+	mu      sync.RWMutex
+	all     *roaring.Bitmap     // live root profiles
+	parent  map[uint32]uint32   // merged number → number it merged into
+	kids    map[uint32][]uint32 // number → numbers merged straight into it
+	merged  *roaring.Bitmap     // keys of parent
+	deleted *roaring.Bitmap     // numbers whose events are gone
+	maxNum  uint32              // one more than the largest number seen
+	ids     map[uint32]string   // live root → canonical id
+	traits  map[string]*traitIdx
+	events  map[string]*eventCol
+	// retainFrom: events before it have passed retention and are ignored.
+	retainFrom int64
+	gen        uint64    // counts Apply calls
+	pathBuf    []pathVal // addEvent's scratch (the writer's)
+}
+
+type traitIdx struct {
+	keys *roaring.Bitmap // profiles that have the key (even when null)
+	vals map[string]*valEntry
+
+	numMu    sync.Mutex  // readers rebuild nums lazily under it
+	nums     []float64   // sorted distinct numeric values
+	numVals  []*valEntry // their entries, in the same order
+	buckets  []*roaring.Bitmap
+	bsize    int
+	numDirty bool
+
+	// subs: for a dotted name "head.rest", the index of the values at rest
+	// inside head's object values, by rest; created by readers under
+	// subMu, kept current by the change feed.
+	subMu sync.Mutex
+	subs  map[string]*traitIdx
+}
+
+type valEntry struct {
+	v  any
+	bm *roaring.Bitmap
+}
+
+type eventCol struct {
+	prof   []uint32
+	ts     []int64
+	props  map[string]*propCol
+	order  []*propCol // props' columns in creation order
+	blocks []block
+	// A profile's events, for one profile's evaluation: chained in arrival
+	// order, from the first (byProf[n].first) through next to the last.
+	byProf map[uint32]chain
+	next   []int32 // position → the same profile's next position; -1: none
+}
+
+type block struct{ min, max int64 }
+
+// chain is one profile's first and last positions in an eventCol.
+type chain struct{ first, last int32 }
+
+type propCol struct {
+	ids   idCol             // per event; 0 = the event lacks the path
+	dict  []any             // id → value; dict[0] unused
+	byKey map[string]uint32 // canonical JSON → id, for values not below
+	// Numbers and strings by their own value: no canonical JSON to build
+	// for every event (float64 bits keep 0 and -0 apart, as the canonical
+	// JSON does).
+	byNum map[uint64]uint32
+	byStr map[string]uint32
+}
+
+// intern returns v's id in the column's dictionary, adding it if new.
+func (col *propCol) intern(v any) uint32 {
+	if f, ok := condition.Number(v); ok && !math.IsNaN(f) {
+		// Every numeric form is its float64, as in the canonical JSON.
+		if col.byNum == nil {
+			col.byNum = map[uint64]uint32{}
+		}
+		k := math.Float64bits(f)
+		if id, ok := col.byNum[k]; ok {
+			return id
+		}
+		id := col.add(v)
+		col.byNum[k] = id
+		return id
+	}
+	if x, ok := v.(string); ok {
+		if col.byStr == nil {
+			col.byStr = map[string]uint32{}
+		}
+		if id, ok := col.byStr[x]; ok {
+			return id
+		}
+		id := col.add(v)
+		col.byStr[x] = id
+		return id
+	}
+	key := canonKey(v)
+	if id, ok := col.byKey[key]; ok {
+		return id
+	}
+	id := col.add(v)
+	col.byKey[key] = id
+	return id
+}
+
+func (col *propCol) add(v any) uint32 {
+	col.dict = append(col.dict, v)
+	return uint32(len(col.dict) - 1)
+}
+
+// New returns an empty index.
+func New() *Index {
+	return &Index{
+		all: roaring.New(), parent: map[uint32]uint32{}, kids: map[uint32][]uint32{}, ids: map[uint32]string{}, merged: roaring.New(), deleted: roaring.New(),
+		traits: map[string]*traitIdx{}, events: map[string]*eventCol{}, retainFrom: math.MinInt64,
+	}
+}
+
+// Load builds a workspace's index from the store.
+func Load(ctx context.Context, r pebble.Reader, ws uint32) (*Index, error) {
+	x := New()
+	err := store.ScanLinks(r, ws, func(from, to uint32) error {
+		x.parent[from] = to
+		x.kids[to] = append(x.kids[to], from)
+		x.merged.Add(from)
+		x.maxNum = max(x.maxNum, from+1, to+1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load merges: %w", err)
+	}
+	err = store.ScanProfiles(ctx, r, ws, func(num uint32, p *store.ProfileRecord) error {
+		x.setTraits(num, nil, p.Traits)
+		x.all.Add(num)
+		x.ids[num] = p.ID
+		x.maxNum = max(x.maxNum, num+1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load profiles: %w", err)
+	}
+	err = store.ScanEvents(ctx, r, ws, func(ev store.StoredEvent) error {
+		x.addEvent(ev.Profile, ev.Name, ev.Timestamp, ev.Properties)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load events: %w", err)
+	}
+	return x, nil
+}
+
+// Apply applies one commit's changes.
+func (x *Index) Apply(c *ingest.Changes) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, m := range c.Merges {
+		x.parent[m.Src] = m.Dst
+		x.kids[m.Dst] = append(x.kids[m.Dst], m.Src)
+		x.merged.Add(m.Src)
+	}
+	x.gen++
+	for _, n := range c.Deleted {
+		x.deleted.Add(n)
+	}
+	for _, p := range c.Profiles {
+		x.maxNum = max(x.maxNum, p.Num+1)
+		x.setTraits(p.Num, p.Old, p.New)
+		if p.NewID == "" {
+			x.all.Remove(p.Num)
+			delete(x.ids, p.Num)
+		} else {
+			x.all.Add(p.Num)
+			x.ids[p.Num] = p.NewID
+		}
+	}
+	for _, e := range c.Events {
+		x.addEvent(e.Num, e.Name, e.Timestamp, e.Properties)
+	}
+}
+
+// SetRetention makes events before from invisible.
+func (x *Index) SetRetention(from time.Time) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.retainFrom = from.UnixNano()
+}
+
+// setTraits moves num from its old values' bitmaps to its new ones'.
+func (x *Index) setTraits(num uint32, old, cur map[string]any) {
+	for k, v := range old {
+		nv, ok := cur[k]
+		if ok && canonKey(nv) == canonKey(v) {
+			continue
+		}
+		t := x.traits[k]
+		if t == nil {
+			if !ok {
+				continue
+			}
+			t = newTraitIdx()
+			x.traits[k] = t
+		}
+		t.set(num, v, true, nv, ok) // removing an unindexed value is a no-op
+	}
+	for k, v := range cur {
+		ov, ok := old[k]
+		if ok {
+			continue // changed values were moved above
+		}
+		t := x.traits[k]
+		if t == nil {
+			t = newTraitIdx()
+			x.traits[k] = t
+		}
+		t.set(num, ov, false, v, true)
+	}
+}
+
+func newTraitIdx() *traitIdx {
+	return &traitIdx{keys: roaring.New(), vals: map[string]*valEntry{}}
+}
+
+// set moves num from value old (when hadOld) to value cur (when hasCur),
+// here and in the derived indexes of sub-paths of object values.
+func (t *traitIdx) set(num uint32, old any, hadOld bool, cur any, hasCur bool) {
+	if hadOld {
+		key := canonKey(old)
+		if e := t.vals[key]; e != nil {
+			e.bm.Remove(num)
+			if e.bm.IsEmpty() {
+				delete(t.vals, key)
+				t.markDirty()
+			}
+		}
+		if !hasCur {
+			t.keys.Remove(num)
+		}
+	}
+	if hasCur {
+		t.keys.Add(num)
+		key := canonKey(cur)
+		e := t.vals[key]
+		if e == nil {
+			e = &valEntry{v: cur, bm: roaring.New()}
+			t.vals[key] = e
+			t.markDirty()
+		}
+		e.bm.Add(num)
+	}
+	if hadOld || hasCur {
+		t.moveNum(num, old, hadOld, cur, hasCur)
+	}
+	for rest, sub := range t.subs {
+		ov, op := subValue(old, hadOld, rest)
+		nv, np := subValue(cur, hasCur, rest)
+		if op && np && canonKey(ov) == canonKey(nv) {
+			continue
+		}
+		sub.set(num, ov, op, nv, np)
+	}
+}
+
+// subValue is the value at path rest inside v when v is an object
+// (model.Lookup's semantics).
+func subValue(v any, present bool, rest string) (any, bool) {
+	obj, ok := v.(map[string]any)
+	if !present || !ok {
+		return nil, false
+	}
+	return model.Lookup(obj, rest)
+}
+
+// sub returns the derived index of the values at path rest inside this
+// trait's object values: built on first use from the distinct values,
+// then kept current by set. Readers holding RLock may call it.
+func (t *traitIdx) sub(rest string) *traitIdx {
+	t.subMu.Lock()
+	defer t.subMu.Unlock()
+	if s := t.subs[rest]; s != nil {
+		return s
+	}
+	s := newTraitIdx()
+	for _, e := range t.vals {
+		v, ok := subValue(e.v, true, rest)
+		if !ok {
+			continue
+		}
+		s.keys.Or(e.bm)
+		key := canonKey(v)
+		se := s.vals[key]
+		if se == nil {
+			se = &valEntry{v: v, bm: roaring.New()}
+			s.vals[key] = se
+		}
+		se.bm.Or(e.bm)
+	}
+	s.numDirty = true
+	if t.subs == nil {
+		t.subs = map[string]*traitIdx{}
+	}
+	t.subs[rest] = s
+	return s
+}
+
+func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string]any) {
+	x.maxNum = max(x.maxNum, num+1)
+	c := x.events[name]
+	if c == nil {
+		c = &eventCol{props: map[string]*propCol{}, byProf: map[uint32]chain{}}
+		x.events[name] = c
+	}
+	i := len(c.prof)
+	t := ts.UnixNano()
+	c.prof = append(c.prof, num)
+	c.ts = append(c.ts, t)
+	c.next = append(c.next, -1)
+	if ch, ok := c.byProf[num]; ok {
+		c.next[ch.last] = int32(i)
+		c.byProf[num] = chain{ch.first, int32(i)}
+	} else {
+		c.byProf[num] = chain{int32(i), int32(i)}
+	}
+	if i%blockSize == 0 {
+		c.blocks = append(c.blocks, block{t, t})
+	} else {
+		b := &c.blocks[len(c.blocks)-1]
+		b.min, b.max = min(b.min, t), max(b.max, t)
+	}
+	// The event's paths and values, walked once (no per-event maps).
+	pv, dotted := x.pathBuf[:0], false
+	pv, dotted = appendPaths(pv, "", props, 1, dotted)
+	x.pathBuf = pv
+	if dotted {
+		// A literal dotted key may name a nested path too: model.Lookup
+		// decides which value the path has.
+		seen := map[string]bool{}
+		out := pv[:0]
+		for _, e := range pv {
+			if !seen[e.path] {
+				seen[e.path] = true
+				e.v, _ = model.Lookup(props, e.path)
+				out = append(out, e)
+			}
+		}
+		pv = out
+	}
+	for _, e := range pv {
+		col := c.props[e.path]
+		if col == nil {
+			col = &propCol{ids: newIDCol(i), dict: []any{nil}, byKey: map[string]uint32{}}
+			c.props[e.path] = col
+			c.order = append(c.order, col)
+		}
+		col.ids.add(col.intern(e.v))
+	}
+	for _, col := range c.order {
+		if col.ids.len() == i {
+			col.ids.add(0) // the event lacks the path
+		}
+	}
+}
+
+// pathVal is one property path of an event and its value.
+type pathVal struct {
+	path string
+	v    any
+}
+
+// appendPaths lists the property paths of props with their values: every
+// key, and the dotted paths into nested objects. dotted reports a key
+// with a dot in it.
+func appendPaths(into []pathVal, prefix string, props map[string]any, depth int, dotted bool) ([]pathVal, bool) {
+	for k, v := range props {
+		dotted = dotted || strings.Contains(k, ".")
+		into = append(into, pathVal{prefix + k, v})
+		if sub, ok := v.(map[string]any); ok && depth < maxPathDepth {
+			into, dotted = appendPaths(into, prefix+k+".", sub, depth+1, dotted)
+		}
+	}
+	return into, dotted
+}
+
+// canonKey is condition.CanonicalJSON(v), without encoding/json for the
+// common scalars.
+func canonKey(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	case string:
+		for i := 0; i < len(x); i++ {
+			if c := x[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return condition.CanonicalJSON(v) // needs escaping
+			}
+		}
+		return `"` + x + `"`
+	case float64:
+		// encoding/json's float format: 'f' between 1e-6 and 1e21.
+		if a := math.Abs(x); a == 0 || (a >= 1e-6 && a < 1e21) {
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		}
+	}
+	return condition.CanonicalJSON(v)
+}
+
+// root maps a profile number to the live root it belongs to.
+func (x *Index) root(n uint32) (uint32, bool) {
+	for x.merged.Contains(n) {
+		n = x.parent[n]
+	}
+	if x.deleted.Contains(n) {
+		return 0, false
+	}
+	return n, true
+}
+
+// RLock holds the index still for a consistent evaluation.
+func (x *Index) RLock() { x.mu.RLock() }
+
+// RUnlock releases RLock.
+func (x *Index) RUnlock() { x.mu.RUnlock() }
+
+// All returns the live root profiles. The caller holds RLock and must not
+// modify it.
+func (x *Index) All() *roaring.Bitmap { return x.all }
+
+// Size is the number of live profiles.
+func (x *Index) Size() uint64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.all.GetCardinality()
+}
+
+// Trait evaluates a trait leaf. The caller holds RLock.
+func (x *Index) Trait(n *condition.Node, now time.Time) *roaring.Bitmap {
+	test := n.Test
+	name := n.Name
+	// Fast paths: direct lookups and numeric ranges on a top-level trait.
+	if t, ok := x.traits[name]; ok && !strings.Contains(name, ".") {
+		if bm, ok := x.traitFast(t, test); ok {
+			return bm
+		}
+	}
+	// General path: the test on every distinct value (model.Lookup's
+	// semantics: a literal key wins, else the first dot splits the name).
+	var parts []*roaring.Bitmap
+	have := roaring.New() // profiles for which the name resolves
+	if t, ok := x.traits[name]; ok {
+		for _, e := range t.vals {
+			if test.Match(e.v, true, now) {
+				parts = append(parts, e.bm)
+			}
+		}
+		have.Or(t.keys)
+	}
+	if head, rest, ok := strings.Cut(name, "."); ok {
+		if t, ok := x.traits[head]; ok {
+			// The values at rest inside head's objects, each once, rather
+			// than every distinct object.
+			for _, e := range t.sub(rest).vals {
+				bm := roaring.AndNot(e.bm, have)
+				if test.Match(e.v, true, now) {
+					parts = append(parts, bm)
+				}
+				have.Or(bm)
+			}
+		}
+	}
+	out := roaring.FastOr(parts...)
+	if test.Match(nil, false, now) {
+		out.Or(roaring.AndNot(x.all, have))
+	}
+	out.And(x.all)
+	return out
+}
+
+// traitFast answers eq/neq/in/not_in on scalars by lookup and numeric
+// ranges by binary search over the sorted distinct values. It reports
+// false when the general path must answer.
+func (x *Index) traitFast(t *traitIdx, test *condition.Test) (*roaring.Bitmap, bool) {
+	lookup := func(s condition.Scalar) *roaring.Bitmap {
+		var v any
+		switch s.Type {
+		case model.Number:
+			v = s.Num
+		case model.String:
+			v = s.Str
+		case model.Boolean:
+			v = s.Bool
+		}
+		if e := t.vals[canonKey(v)]; e != nil {
+			return e.bm
+		}
+		return roaring.New()
+	}
+	scalarOK := func(s condition.Scalar) bool { return s.Type != model.DateTime && !test.IgnoreCase }
+	switch test.Op {
+	case condition.OpEq, condition.OpNeq:
+		if !scalarOK(test.Scalar) {
+			return nil, false
+		}
+		bm := lookup(test.Scalar).Clone()
+		if test.Op == condition.OpNeq {
+			bm = roaring.AndNot(x.all, bm)
+		}
+		return bm, true
+	case condition.OpIn, condition.OpNotIn:
+		parts := make([]*roaring.Bitmap, 0, len(test.List))
+		for _, s := range test.List {
+			if !scalarOK(s) {
+				return nil, false
+			}
+			parts = append(parts, lookup(s))
+		}
+		bm := roaring.FastOr(parts...)
+		if test.Op == condition.OpNotIn {
+			bm = roaring.AndNot(x.all, bm)
+		}
+		return bm, true
+	case condition.OpGt, condition.OpGte, condition.OpLt, condition.OpLte, condition.OpBetween:
+		lo, hi := math.Inf(-1), math.Inf(1)
+		loIncl, hiIncl := true, true
+		switch test.Op {
+		case condition.OpBetween:
+			if test.List[0].Type != model.Number {
+				return nil, false
+			}
+			lo, hi = test.List[0].Num, test.List[1].Num
+		case condition.OpGt, condition.OpGte:
+			if test.Scalar.Type != model.Number {
+				return nil, false
+			}
+			lo, loIncl = test.Scalar.Num, test.Op == condition.OpGte
+		default:
+			if test.Scalar.Type != model.Number {
+				return nil, false
+			}
+			hi, hiIncl = test.Scalar.Num, test.Op == condition.OpLte
+		}
+		parts := t.numRange(lo, loIncl, hi, hiIncl)
+		return roaring.FastOr(parts...), true
+	}
+	return nil, false
+}
+
+// sortedLocked rebuilds the sorted distinct numeric values when they are
+// stale. The caller holds numMu.
+func (t *traitIdx) sortedLocked() {
+	if !t.numDirty && t.nums != nil {
+		return
+	}
+	t.nums, t.numVals, t.buckets = t.nums[:0], t.numVals[:0], nil
+	for _, e := range t.vals {
+		if f, ok := e.v.(float64); ok {
+			t.nums = append(t.nums, f)
+			t.numVals = append(t.numVals, e)
+		}
+	}
+	sort.Sort(byNum{t})
+	t.numDirty = false
+}
+
+type byNum struct{ t *traitIdx }
+
+func (b byNum) Len() int           { return len(b.t.nums) }
+func (b byNum) Less(i, j int) bool { return b.t.nums[i] < b.t.nums[j] }
+func (b byNum) Swap(i, j int) {
+	b.t.nums[i], b.t.nums[j] = b.t.nums[j], b.t.nums[i]
+	b.t.numVals[i], b.t.numVals[j] = b.t.numVals[j], b.t.numVals[i]
+}
+
+// numRange returns the bitmaps whose union is the profiles with a number
+// in the range: for many distinct values, whole buckets of consecutive
+// values (their unions, built on first use and kept current by set) and
+// the single values at the edges, so that a range over a hundred thousand
+// distinct values is a union of a few hundred bitmaps.
+func (t *traitIdx) numRange(lo float64, loIncl bool, hi float64, hiIncl bool) []*roaring.Bitmap {
+	t.numMu.Lock()
+	defer t.numMu.Unlock()
+	t.sortedLocked()
+	nums := t.nums
+	i := sort.Search(len(nums), func(i int) bool { return nums[i] > lo || (loIncl && nums[i] == lo) })
+	j := sort.Search(len(nums), func(j int) bool { return nums[j] > hi || (!hiIncl && nums[j] == hi) })
+	if j <= i {
+		return nil
+	}
+	var parts []*roaring.Bitmap
+	if j-i < 2*minBucket {
+		for _, e := range t.numVals[i:j] {
+			parts = append(parts, e.bm)
+		}
+		return parts
+	}
+	if t.buckets == nil {
+		t.bsize = max(minBucket, int(math.Sqrt(float64(len(nums)))))
+		for k := 0; k < len(nums); k += t.bsize {
+			bms := make([]*roaring.Bitmap, 0, t.bsize)
+			for _, e := range t.numVals[k:min(k+t.bsize, len(nums))] {
+				bms = append(bms, e.bm)
+			}
+			t.buckets = append(t.buckets, roaring.FastOr(bms...))
+		}
+	}
+	bs := t.bsize
+	first, last := (i+bs-1)/bs, j/bs // whole buckets [first, last)
+	if first >= last {
+		for _, e := range t.numVals[i:j] {
+			parts = append(parts, e.bm)
+		}
+		return parts
+	}
+	for _, e := range t.numVals[i : first*bs] {
+		parts = append(parts, e.bm)
+	}
+	parts = append(parts, t.buckets[first:last]...)
+	for _, e := range t.numVals[last*bs : j] {
+		parts = append(parts, e.bm)
+	}
+	return parts
+}
+
+// minBucket is the least number of distinct values per bucket.
+const minBucket = 64
+
+// moveNum keeps the buckets current when num's numeric value changes
+// among existing distinct values; a new or vanished distinct value marks
+// them stale instead (markDirty). The caller is the change feed.
+func (t *traitIdx) moveNum(num uint32, old any, hadOld bool, cur any, hasCur bool) {
+	t.numMu.Lock()
+	defer t.numMu.Unlock()
+	if t.buckets == nil || t.numDirty {
+		return
+	}
+	bucket := func(v any) int {
+		f, ok := v.(float64)
+		if !ok {
+			return -1
+		}
+		k, found := slices.BinarySearch(t.nums, f)
+		if !found {
+			return -1
+		}
+		return k / t.bsize
+	}
+	if hadOld {
+		if k := bucket(old); k >= 0 {
+			t.buckets[k].Remove(num)
+		}
+	}
+	if hasCur {
+		if k := bucket(cur); k >= 0 {
+			t.buckets[k].Add(num)
+		}
+	}
+}
+
+func (t *traitIdx) markDirty() {
+	t.numMu.Lock()
+	t.numDirty = true
+	t.numMu.Unlock()
+}

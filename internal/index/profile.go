@@ -1,0 +1,109 @@
+package index
+
+import (
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// Gen counts the change-feed applications so far; an evaluation that
+// notes it can tell later whether anything changed since.
+func (x *Index) Gen() uint64 { return x.gen }
+
+// Nums returns root and every number merged into it, directly or not.
+// The caller holds RLock (or is the change feed's goroutine).
+func (x *Index) Nums(root uint32) []uint32 {
+	out := []uint32{root}
+	for i := 0; i < len(out); i++ {
+		out = append(out, x.kids[out[i]]...)
+	}
+	return out
+}
+
+// Root maps a profile number to the live root it belongs to; false when
+// the profile was deleted.
+func (x *Index) Root(n uint32) (uint32, bool) { return x.root(n) }
+
+// IsLive reports whether n is a live root profile.
+func (x *Index) IsLive(n uint32) bool { return x.all.Contains(n) }
+
+// Event is one event of one profile, as EachEvent yields it.
+type Event struct {
+	col *eventCol
+	i   int32
+}
+
+// Time is the event's timestamp.
+func (e Event) Time() time.Time { return time.Unix(0, e.col.ts[e.i]).UTC() }
+
+// Prop returns the value at a property path (model.Lookup's semantics).
+func (e Event) Prop(path string) (any, bool) {
+	pc := e.col.props[path]
+	if pc == nil {
+		return nil, false
+	}
+	id := pc.ids.at(int(e.i))
+	if id == 0 {
+		return nil, false
+	}
+	return pc.dict[id], true
+}
+
+// EachEvent calls fn for every retained event named name of the profile
+// root (including the events of profiles merged into it). The caller holds
+// RLock or is the change feed's goroutine.
+func (x *Index) EachEvent(root uint32, name string, fn func(Event)) {
+	c := x.events[name]
+	if c == nil || x.deleted.Contains(root) {
+		return
+	}
+	for _, n := range x.Nums(root) {
+		ch, ok := c.byProf[n]
+		if !ok {
+			continue
+		}
+		for i := ch.first; i >= 0; i = c.next[i] {
+			if c.ts[i] >= x.retainFrom {
+				fn(Event{c, i})
+			}
+		}
+	}
+}
+
+// AllClone returns a copy of the live profiles.
+func (x *Index) AllClone() *roaring.Bitmap {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.all.Clone()
+}
+
+// ID is a live root's canonical id. The caller holds RLock or is the
+// change feed's goroutine.
+func (x *Index) ID(n uint32) (string, bool) {
+	id, ok := x.ids[n]
+	return id, ok
+}
+
+// Profiles with any event of name (by recorded number, mapped to roots).
+func (x *Index) EventProfiles(name string) *roaring.Bitmap {
+	out := roaring.New()
+	c := x.events[name]
+	if c == nil {
+		return out
+	}
+	for num := range c.byProf {
+		if r, ok := x.root(num); ok {
+			out.Add(r)
+		}
+	}
+	return out
+}
+
+// TraitProfiles are the profiles that have a trait key (the head of a
+// dotted name).
+func (x *Index) TraitProfiles(name string) *roaring.Bitmap {
+	if t := x.traits[name]; t != nil {
+		return t.keys.Clone()
+	}
+	return roaring.New()
+}

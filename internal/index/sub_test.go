@@ -1,0 +1,194 @@
+package index
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/cohortdb/cohort/internal/condition"
+	"github.com/cohortdb/cohort/internal/ingest"
+	"github.com/cohortdb/cohort/internal/model"
+)
+
+// TestDottedTraitKeptCurrent checks that a dotted trait name answers from
+// the derived index of the sub-path, and that the derived index follows
+// later changes: values changed, removed, replaced by non-objects, and a
+// literal dotted key that wins over the nested path.
+func TestDottedTraitKeptCurrent(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 5))
+	cities := []string{"Paris", "paris", "Berlin", "Lagos"}
+	randAddr := func() any {
+		switch r.IntN(6) {
+		case 0:
+			return "not an object"
+		case 1:
+			return map[string]any{"zip": float64(r.IntN(5))}
+		case 2:
+			return map[string]any{"city": nil}
+		}
+		return map[string]any{"city": cities[r.IntN(len(cities))], "zip": float64(r.IntN(5))}
+	}
+	x := New()
+	traits := map[uint32]map[string]any{}
+	apply := func(num uint32, cur map[string]any) {
+		old := traits[num]
+		x.Apply(&ingest.Changes{Profiles: []ingest.ProfileChange{{Num: num, OldID: fmt.Sprint(num), NewID: fmt.Sprint(num), Old: old, New: cur}}})
+		traits[num] = cur
+	}
+	for n := range uint32(300) {
+		tr := map[string]any{"plan": "pro"}
+		if r.IntN(4) > 0 {
+			tr["address"] = randAddr()
+		}
+		apply(n, tr)
+	}
+	conds := []string{
+		`{"trait":"address.city","op":"eq","value":"paris","ignore_case":true}`,
+		`{"trait":"address.city","op":"neq","value":"Berlin"}`,
+		`{"trait":"address.zip","op":"gte","value":2}`,
+		`{"trait":"address.city","op":"exists"}`,
+		`{"trait":"address.city","op":"not_exists"}`,
+	}
+	now := time.Now()
+	check := func(round int) {
+		t.Helper()
+		x.RLock()
+		defer x.RUnlock()
+		for _, src := range conds {
+			n, err := condition.Parse([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := roaring.New()
+			for num, tr := range traits {
+				v, ok := model.Lookup(tr, n.Name)
+				if n.Test.Match(v, ok, now) {
+					want.Add(num)
+				}
+			}
+			if got := x.Trait(n, now); !got.Equals(want) {
+				t.Fatalf("round %d, %s: index %d profiles, brute force %d", round, src, got.GetCardinality(), want.GetCardinality())
+			}
+		}
+	}
+	for round := range 6 {
+		check(round) // the first round builds the derived indexes
+		for range 80 {
+			num := uint32(r.IntN(300))
+			tr := map[string]any{"plan": "pro"}
+			switch r.IntN(5) {
+			case 0: // no address
+			case 1:
+				tr["address.city"] = "Lagos" // a literal dotted key wins
+				tr["address"] = randAddr()
+			default:
+				tr["address"] = randAddr()
+			}
+			apply(num, tr)
+		}
+	}
+	check(6)
+}
+
+func TestCanonKeyIsCanonicalJSON(t *testing.T) {
+	for _, v := range []any{nil, true, false, "", "abc", "a\"b", "<&>", "tab\t", "é", "\u2028", 0.0, -0.0, 1.0, -2.5, 1e-7, 1e-6, 123456789.125, 1e20, 1e21, 5e300, 499.99,
+		float64(1 << 53), map[string]any{"b": 1.0, "a": "x"}, []any{1.0, "x"}, float32(1.5), 3} {
+		if got, want := canonKey(v), condition.CanonicalJSON(v); got != want {
+			t.Errorf("canonKey(%#v) = %q, CanonicalJSON %q", v, got, want)
+		}
+	}
+}
+
+func TestIDColWidens(t *testing.T) {
+	c := newIDCol(3)
+	var want []uint32
+	want = append(want, 0, 0, 0)
+	for i := range uint32(70000) {
+		id := i * 7 % 70001
+		c.add(id)
+		want = append(want, id)
+	}
+	if c.len() != len(want) || c.width != 4 {
+		t.Fatalf("len %d width %d", c.len(), c.width)
+	}
+	buf := make([]uint32, 1000)
+	for from := 0; from < len(want); from += 1000 {
+		to := min(from+1000, len(want))
+		got := c.decode(buf, from, to)
+		for i, v := range got {
+			if v != want[from+i] || c.at(from+i) != v {
+				t.Fatalf("id %d: decode %d, at %d, want %d", from+i, v, c.at(from+i), want[from+i])
+			}
+		}
+	}
+}
+
+// TestNumericRangeBuckets checks ranges over many distinct values (answered
+// from bucket unions) against brute force, while values move between
+// existing values (buckets updated in place) and new ones appear (buckets
+// rebuilt).
+func TestNumericRangeBuckets(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	x := New()
+	vals := map[uint32]float64{}
+	apply := func(num uint32, v float64) {
+		var old map[string]any
+		if ov, ok := vals[num]; ok {
+			old = map[string]any{"ltv": ov}
+		}
+		x.Apply(&ingest.Changes{Profiles: []ingest.ProfileChange{{Num: num, NewID: "p", Old: old, New: map[string]any{"ltv": v}}}})
+		vals[num] = v
+	}
+	for n := range uint32(30000) {
+		apply(n, float64(r.IntN(1000))/4) // 1,000 values, 30 profiles each
+	}
+	now := time.Now()
+	for round := range 8 {
+		x.RLock()
+		for _, src := range []string{`{"trait":"ltv","op":"gt","value":80}`, `{"trait":"ltv","op":"between","value":[10.25,200]}`,
+			`{"trait":"ltv","op":"lte","value":123.5}`, `{"trait":"ltv","op":"lt","value":3}`, `{"trait":"ltv","op":"gte","value":0}`} {
+			n, err := condition.Parse([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := roaring.New()
+			for num, v := range vals {
+				if n.Test.Match(v, true, now) {
+					want.Add(num)
+				}
+			}
+			if got := x.Trait(n, now); !got.Equals(want) {
+				t.Fatalf("round %d, %s: index %d, brute force %d", round, src, got.GetCardinality(), want.GetCardinality())
+			}
+		}
+		x.RUnlock()
+		for range 1000 {
+			num := uint32(r.IntN(30000))
+			if round%3 < 2 {
+				apply(num, float64(r.IntN(1000))/4) // existing values: buckets updated in place
+			} else {
+				apply(num, float64(r.IntN(1000000))/7) // mostly new ones: buckets rebuilt
+			}
+		}
+	}
+}
+
+// TestInternGroupsLikeCanonicalJSON: a property column gives two values
+// the same id exactly when their canonical JSON is the same.
+func TestInternGroupsLikeCanonicalJSON(t *testing.T) {
+	vals := []any{1.0, json.Number("1"), 1, "1", 0.0, math.Copysign(0, -1), "a", "a\"b", true, nil, map[string]any{"x": 1.0}, map[string]any{"x": json.Number("1.0")}, []any{"a"}}
+	col := &propCol{ids: newIDCol(0), dict: []any{nil}, byKey: map[string]uint32{}}
+	for _, a := range vals {
+		for _, b := range vals {
+			same := condition.CanonicalJSON(a) == condition.CanonicalJSON(b)
+			if got := col.intern(a) == col.intern(b); got != same {
+				t.Errorf("%#v and %#v: same id %v, same canonical JSON %v", a, b, got, same)
+			}
+		}
+	}
+}

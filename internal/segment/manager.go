@@ -1,0 +1,627 @@
+package segment
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cohortdb/cohort/internal/condition"
+	"github.com/cohortdb/cohort/internal/index"
+	"github.com/cohortdb/cohort/internal/ingest"
+	"github.com/cohortdb/cohort/internal/store"
+)
+
+// Sentinel errors the API maps to status codes.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Segment statuses.
+const (
+	StatusBuilding = "building"
+	StatusReady    = "ready"
+)
+
+// Segment is a segment as the API shows it.
+type Segment struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Condition json.RawMessage `json:"condition"`
+	Status    string          `json:"status"`
+	Progress  float64         `json:"progress"`
+	Size      uint64          `json:"size"`
+	Criteria  []Criterion     `json:"criteria"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	CreatedAt time.Time       `json:"created_at"`
+	// Version counts definition changes; a build of an older version is
+	// discarded.
+	Version uint64 `json:"version"`
+	// SnapshotSeq is the changelog seq its stored membership snapshot
+	// includes (internal).
+	SnapshotSeq uint64 `json:"snapshot_seq,omitempty"`
+}
+
+// seg is a segment's live state.
+type seg struct {
+	Segment
+	node    *condition.Node
+	members *roaring.Bitmap // live membership (profile numbers)
+	built   bool            // members are the result of a build of some version
+}
+
+// space is one workspace's segments and index.
+type space struct {
+	ws   *ingest.Workspace
+	ix   *index.Index
+	mu   sync.RWMutex // guards segs and every seg's fields
+	segs map[string]*seg
+	live *liveState
+}
+
+// Options configure a Manager.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+	// BuildWait is how long Create and Update wait for the build before
+	// answering with status "building"; 0 means 2 s.
+	BuildWait time.Duration
+	// BotEventsPerMinute flags a profile as a bot past this many events
+	// in a minute; 0 disables.
+	BotEventsPerMinute int
+}
+
+// Manager owns every workspace's segments.
+type Manager struct {
+	st   *store.Store
+	in   *ingest.Ingester
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	mu     sync.RWMutex
+	spaces map[uint32]*space
+
+	builds chan buildReq
+	// inflight counts queued and running builds; idle is signalled when
+	// it drops to zero.
+	inflightMu sync.Mutex
+	inflight   int
+	idle       *sync.Cond
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	dur        durability
+}
+
+type buildReq struct {
+	ws      uint32
+	id      string
+	version uint64
+	done    chan struct{} // closed when this build finished (or was dropped)
+}
+
+// Open loads every workspace's index and segments from the store.
+func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.BuildWait == 0 {
+		opts.BuildWait = 2 * time.Second
+	}
+	m := &Manager{st: st, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
+		spaces: map[uint32]*space{}, builds: make(chan buildReq, 1024), stop: make(chan struct{})}
+	m.dur.init()
+	m.idle = sync.NewCond(&m.inflightMu)
+	wss, err := st.Workspaces()
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range wss {
+		start := time.Now()
+		ix, err := index.Load(ctx, st.DB(), w.Num)
+		if err != nil {
+			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
+		}
+		sp := &space{ix: ix, segs: map[string]*seg{}}
+		if err := m.loadSegments(sp, w.Num); err != nil {
+			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
+		}
+		m.spaces[w.Num] = sp
+		seq, err := store.ReadChangeSeq(st.DB(), w.Num)
+		if err != nil {
+			return nil, err
+		}
+		m.setDurable(w.Num, seq) // whatever survived a restart is on disk
+		m.log.Info("index loaded", "workspace", w.Name, "profiles", ix.Size(), "segments", len(sp.segs), "took", time.Since(start).Round(time.Millisecond))
+	}
+	return m, nil
+}
+
+// Attach connects the manager to the ingestion path (which was built with
+// OnApply set to m.OnApply) and starts the build worker and timers.
+func (m *Manager) Attach(in *ingest.Ingester) error {
+	m.in = in
+	m.mu.Lock()
+	var pending []buildReq
+	for num, sp := range m.spaces {
+		w, ok := in.Workspace(num)
+		if !ok {
+			m.mu.Unlock()
+			return fmt.Errorf("workspace %d has segments but is unknown to ingestion", num)
+		}
+		sp.ws = w
+		// Timers are loaded now, so they fire after a restart even before
+		// the first commit.
+		if _, err := sp.liveState(m.st.DB()); err != nil {
+			m.mu.Unlock()
+			return fmt.Errorf("workspace %q: %w", w.Name, err)
+		}
+		for _, s := range sp.segs {
+			if s.Status == StatusBuilding {
+				pending = append(pending, buildReq{ws: num, id: s.ID, version: s.Version})
+			}
+		}
+	}
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go m.buildLoop()
+	for _, b := range pending {
+		m.spaces[b.ws].addPending(1)
+		m.enqueue(b)
+	}
+	return nil
+}
+
+// enqueue queues a build without blocking the caller.
+func (m *Manager) enqueue(b buildReq) {
+	m.inflightMu.Lock()
+	m.inflight++
+	m.inflightMu.Unlock()
+	select {
+	case m.builds <- b:
+	default:
+		go func() { m.builds <- b }()
+	}
+}
+
+func (m *Manager) buildDone() {
+	m.inflightMu.Lock()
+	m.inflight--
+	if m.inflight == 0 {
+		m.idle.Broadcast()
+	}
+	m.inflightMu.Unlock()
+}
+
+// WaitBuilds blocks until no build is queued or running.
+func (m *Manager) WaitBuilds() {
+	m.inflightMu.Lock()
+	for m.inflight > 0 {
+		m.idle.Wait()
+	}
+	m.inflightMu.Unlock()
+}
+
+// Close stops the build worker.
+func (m *Manager) Close() {
+	close(m.stop)
+	m.wg.Wait()
+}
+
+func (m *Manager) loadSegments(sp *space, ws uint32) error {
+	var ids []string
+	err := store.ScanSegments(m.st.DB(), ws, func(id string, rec []byte) error {
+		var s seg
+		if err := json.Unmarshal(rec, &s.Segment); err != nil {
+			return fmt.Errorf("segment %q record: %v: %w", id, err, store.ErrCorruption)
+		}
+		n, err := condition.Parse(s.Condition)
+		if err != nil {
+			return fmt.Errorf("segment %q stored condition: %w", id, err)
+		}
+		s.node = n
+		bm, err := store.ReadMembers(m.st.DB(), ws, id)
+		if err != nil {
+			return err
+		}
+		s.members, s.built = bm, s.Status == StatusReady || s.SnapshotSeq > 0
+		sp.segs[id] = &s
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return m.replayChanges(sp, ws)
+}
+
+// space returns a workspace's segments, creating them for a new workspace.
+func (m *Manager) space(w *ingest.Workspace) *space {
+	m.mu.RLock()
+	sp := m.spaces[w.Num]
+	m.mu.RUnlock()
+	if sp != nil {
+		return sp
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sp = m.spaces[w.Num]; sp == nil {
+		sp = &space{ws: w, ix: index.New(), segs: map[string]*seg{}}
+		m.spaces[w.Num] = sp
+	}
+	return sp
+}
+
+// Index returns a workspace's index.
+func (m *Manager) Index(w *ingest.Workspace) *index.Index { return m.space(w).ix }
+
+var segmentID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,127}$`)
+
+// InvalidError is a bad request with the JSON pointer of the offending
+// part of the request body.
+type InvalidError struct {
+	Path string
+	Msg  string
+}
+
+func (e *InvalidError) Error() string { return e.Msg }
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+// parse validates a condition, prefixing error paths with "/condition".
+func parseCondition(raw json.RawMessage) (*condition.Node, error) {
+	if len(raw) == 0 {
+		return nil, &InvalidError{Path: "/condition", Msg: "condition is required"}
+	}
+	n, err := condition.Parse(raw)
+	if err != nil {
+		var ce *condition.Error
+		if errors.As(err, &ce) {
+			return nil, &InvalidError{Path: ce.Path, Msg: ce.Msg}
+		}
+		return nil, &InvalidError{Path: "", Msg: err.Error()}
+	}
+	return n, nil
+}
+
+func (sp *space) lookup(id string) (*condition.Node, bool) {
+	s, ok := sp.segs[id]
+	if !ok {
+		return nil, false
+	}
+	return s.node, true
+}
+
+// Create defines a segment and builds it in the background, waiting up to
+// BuildWait for the build.
+func (m *Manager) Create(ctx context.Context, w *ingest.Workspace, id, name string, raw json.RawMessage) (*Segment, error) {
+	if id == "" {
+		b := make([]byte, 8)
+		rand.Read(b)
+		id = "seg_" + hex.EncodeToString(b)
+	}
+	if !segmentID.MatchString(id) {
+		return nil, &InvalidError{Path: "/id", Msg: "id must be 1 to 128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"}
+	}
+	if name == "" {
+		name = id
+	}
+	n, err := parseCondition(raw)
+	if err != nil {
+		return nil, err
+	}
+	sp := m.space(w)
+	sp.mu.Lock()
+	if _, ok := sp.segs[id]; ok {
+		sp.mu.Unlock()
+		return nil, fmt.Errorf("segment %q: %w", id, ErrExists)
+	}
+	if err := condition.CheckCycles(id, n, sp.lookup); err != nil {
+		sp.mu.Unlock()
+		var ce *condition.Error
+		if errors.As(err, &ce) {
+			return nil, &InvalidError{Path: ce.Path, Msg: ce.Msg}
+		}
+		return nil, err
+	}
+	now := m.opts.Now().UTC()
+	s := &seg{Segment: Segment{ID: id, Name: name, Condition: compact(raw), Status: StatusBuilding, Criteria: []Criterion{},
+		CreatedAt: now, UpdatedAt: now, Version: 1}, node: n, members: roaring.New()}
+	sp.segs[id] = s
+	rec := s.Segment
+	sp.mu.Unlock()
+	if err := m.saveRecord(ctx, w, rec); err != nil {
+		sp.mu.Lock()
+		delete(sp.segs, id)
+		sp.mu.Unlock()
+		return nil, err
+	}
+	return m.buildAndWait(ctx, w, id, 1)
+}
+
+// Update replaces a segment's name and condition and rebuilds it.
+func (m *Manager) Update(ctx context.Context, w *ingest.Workspace, id, name string, raw json.RawMessage) (*Segment, error) {
+	n, err := parseCondition(raw)
+	if err != nil {
+		return nil, err
+	}
+	sp := m.space(w)
+	sp.mu.Lock()
+	s, ok := sp.segs[id]
+	if !ok {
+		sp.mu.Unlock()
+		return nil, fmt.Errorf("segment %q: %w", id, ErrNotFound)
+	}
+	if err := condition.CheckCycles(id, n, sp.lookup); err != nil {
+		sp.mu.Unlock()
+		var ce *condition.Error
+		if errors.As(err, &ce) {
+			return nil, &InvalidError{Path: ce.Path, Msg: ce.Msg}
+		}
+		return nil, err
+	}
+	if name != "" {
+		s.Name = name
+	}
+	s.Condition, s.node = compact(raw), n
+	s.Status, s.Progress = StatusBuilding, 0
+	s.Version++
+	s.UpdatedAt = m.opts.Now().UTC()
+	rec, version := s.Segment, s.Version
+	sp.mu.Unlock()
+	if err := m.saveRecord(ctx, w, rec); err != nil {
+		return nil, err
+	}
+	return m.buildAndWait(ctx, w, id, version)
+}
+
+// Delete removes a segment; it is a conflict while other segments refer
+// to it. Every member exits (reason "definition"), so replaying the
+// segment's changes still gives its members: none.
+func (m *Manager) Delete(ctx context.Context, w *ingest.Workspace, id string) error {
+	sp := m.space(w)
+	var verr error
+	err := m.in.Run(ctx, w, func(b *pebble.Batch) error {
+		lv, err := sp.liveState(b)
+		if err != nil {
+			return err
+		}
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		s, ok := sp.segs[id]
+		if !ok {
+			verr = fmt.Errorf("segment %q: %w", id, ErrNotFound)
+			return nil
+		}
+		var users []string
+		for oid, o := range sp.segs {
+			if oid != id && slices.Contains(o.node.SegmentRefs(), id) {
+				users = append(users, oid)
+			}
+		}
+		if len(users) > 0 {
+			slices.Sort(users)
+			verr = fmt.Errorf("segment %q is used by segment(s) %v: %w", id, users, ErrConflict)
+			return nil
+		}
+		e := &emitter{m: m, sp: sp, lv: lv, b: b, now: m.opts.Now().UTC()}
+		for _, n := range s.members.ToArray() {
+			user, _ := sp.ix.ID(n)
+			if err := e.emit(s, n, user, false, ReasonDefinition); err != nil {
+				return err
+			}
+		}
+		if err := m.resetTimers(e, s, s.node, nil); err != nil {
+			return err
+		}
+		delete(sp.segs, id)
+		if err := b.Delete(store.SegmentKey(w.Num, id), nil); err != nil {
+			return err
+		}
+		if err := b.Delete(store.MembersKey(w.Num, id), nil); err != nil {
+			return err
+		}
+		return e.finish()
+	})
+	if err != nil {
+		return err
+	}
+	return verr
+}
+
+// Get returns a segment.
+func (m *Manager) Get(w *ingest.Workspace, id string) (*Segment, error) {
+	sp := m.space(w)
+	sp.mu.RLock()
+	defer sp.mu.RUnlock()
+	s, ok := sp.segs[id]
+	if !ok {
+		return nil, fmt.Errorf("segment %q: %w", id, ErrNotFound)
+	}
+	out := s.view()
+	return &out, nil
+}
+
+// view copies the API view of s; the caller holds the space's lock.
+func (s *seg) view() Segment {
+	out := s.Segment
+	out.Criteria = slices.Clone(s.Criteria)
+	if out.Status == StatusReady {
+		out.Size = s.members.GetCardinality()
+	}
+	out.SnapshotSeq = 0
+	return out
+}
+
+// List returns every segment, by id.
+func (m *Manager) List(w *ingest.Workspace) []Segment {
+	sp := m.space(w)
+	sp.mu.RLock()
+	defer sp.mu.RUnlock()
+	out := make([]Segment, 0, len(sp.segs))
+	for _, id := range slices.Sorted(maps.Keys(sp.segs)) {
+		out = append(out, sp.segs[id].view())
+	}
+	return out
+}
+
+// Members pages through a segment's members by profile number: cursor is
+// the last number returned ("" to start). Every member appears exactly
+// once across pages.
+func (m *Manager) Members(ctx context.Context, w *ingest.Workspace, id string, after uint32, first bool, limit int) ([]string, uint32, bool, error) {
+	sp := m.space(w)
+	sp.mu.RLock()
+	s, ok := sp.segs[id]
+	if !ok {
+		sp.mu.RUnlock()
+		return nil, 0, false, fmt.Errorf("segment %q: %w", id, ErrNotFound)
+	}
+	it := s.members.Iterator()
+	if !first {
+		it.AdvanceIfNeeded(after + 1)
+		if after == ^uint32(0) {
+			it = roaring.New().Iterator()
+		}
+	}
+	nums := make([]uint32, 0, limit)
+	for it.HasNext() && len(nums) < limit {
+		nums = append(nums, it.Next())
+	}
+	more := it.HasNext()
+	sp.mu.RUnlock()
+	ids, err := m.canonicalIDs(w.Num, nums)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	var last uint32
+	if len(nums) > 0 {
+		last = nums[len(nums)-1]
+	}
+	return ids, last, more, nil
+}
+
+// canonicalIDs names profile numbers by their canonical ids.
+func (m *Manager) canonicalIDs(ws uint32, nums []uint32) ([]string, error) {
+	out := make([]string, 0, len(nums))
+	for _, n := range nums {
+		p, ok, err := store.ReadProfile(m.st.DB(), ws, n)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, p.ID)
+		}
+	}
+	return out, nil
+}
+
+// QueryResult is a preview.
+type QueryResult struct {
+	Size     uint64      `json:"size"`
+	Criteria []Criterion `json:"criteria"`
+	Members  []string    `json:"members,omitempty"`
+}
+
+// Query evaluates a condition without saving anything.
+func (m *Manager) Query(ctx context.Context, w *ingest.Workspace, raw json.RawMessage, members bool, limit int) (*QueryResult, error) {
+	n, err := parseCondition(raw)
+	if err != nil {
+		return nil, err
+	}
+	sp := m.space(w)
+	sp.mu.RLock()
+	err = condition.CheckCycles("", n, sp.lookup)
+	sp.mu.RUnlock()
+	if err != nil {
+		var ce *condition.Error
+		if errors.As(err, &ce) {
+			return nil, &InvalidError{Path: ce.Path, Msg: ce.Msg}
+		}
+		return nil, err
+	}
+	start := time.Now()
+	res, err := Evaluate(sp.ix, n, m.opts.Now(), sp.refs, true)
+	if err != nil {
+		return nil, err
+	}
+	m.m.query.Observe(time.Since(start).Seconds())
+	out := &QueryResult{Size: res.Members.GetCardinality(), Criteria: res.Criteria}
+	if members {
+		it := res.Members.Iterator()
+		nums := make([]uint32, 0, limit)
+		for it.HasNext() && len(nums) < limit {
+			nums = append(nums, it.Next())
+		}
+		if out.Members, err = m.canonicalIDs(w.Num, nums); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// refs resolves segment references to live memberships.
+func (sp *space) refs(id string) (*roaring.Bitmap, error) {
+	sp.mu.RLock()
+	defer sp.mu.RUnlock()
+	s, ok := sp.segs[id]
+	if !ok {
+		return nil, fmt.Errorf("unknown segment %q", id)
+	}
+	return s.members.Clone(), nil
+}
+
+// UserSegments lists the segments a profile is a member of.
+func (m *Manager) UserSegments(w *ingest.Workspace, num uint32) []string {
+	sp := m.space(w)
+	sp.mu.RLock()
+	defer sp.mu.RUnlock()
+	out := []string{}
+	for id, s := range sp.segs {
+		if s.members.Contains(num) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (m *Manager) saveRecord(ctx context.Context, w *ingest.Workspace, rec Segment) error {
+	return m.in.Run(ctx, w, func(b *pebble.Batch) error { return putRecord(b, w.Num, rec) })
+}
+
+func putRecord(b *pebble.Batch, ws uint32, rec Segment) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode segment %q: %w", rec.ID, err)
+	}
+	return b.Set(store.SegmentKey(ws, rec.ID), v, nil)
+}
+
+// compact strips insignificant white space, keeping key order (error
+// paths point into the condition as the user wrote it).
+func compact(raw json.RawMessage) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return raw
+	}
+	return buf.Bytes()
+}

@@ -1,0 +1,57 @@
+package segment
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cohortdb/cohort/internal/ingest"
+)
+
+type metrics struct {
+	changes   *prometheus.CounterVec
+	latency   prometheus.Observer
+	lateness  prometheus.Observer
+	build     prometheus.Observer
+	query     prometheus.Observer
+	bots      prometheus.Counter
+	throttled prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	buckets := prometheus.ExponentialBuckets(0.0005, 2, 16)
+	m := &metrics{
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cohort_membership_changes_total", Help: "Membership changes recorded, by reason.",
+		}, []string{"reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cohort_accept_to_change_seconds", Help: "From a message's acceptance to the membership update of its commit.", Buckets: buckets,
+		}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cohort_timer_lateness_seconds", Help: "How late time-driven re-evaluations fire after their due time.", Buckets: buckets,
+		}),
+		build: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cohort_segment_build_seconds", Help: "Time to build (or rebuild) a segment.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		query: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cohort_query_seconds", Help: "Time to evaluate a query with its criteria counts.", Buckets: buckets,
+		}),
+		bots: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cohort_bot_profiles_flagged_total", Help: "Profiles flagged as bots by their event rate.",
+		}),
+		throttled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cohort_bot_reevaluations_throttled_total", Help: "Re-evaluations of bot profiles deferred.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.changes, m.latency.(prometheus.Histogram), m.lateness.(prometheus.Histogram),
+			m.build.(prometheus.Histogram), m.query.(prometheus.Histogram), m.bots, m.throttled)
+	}
+	return m
+}
+
+func (m *metrics) observeLatency(c *ingest.Changes, now time.Time) {
+	if !c.ReceivedAt.IsZero() {
+		m.latency.Observe(now.Sub(c.ReceivedAt).Seconds())
+	}
+}
