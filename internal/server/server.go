@@ -1,0 +1,305 @@
+// Package server owns a running Cohort's lifecycle: it opens the store,
+// starts the subsystems in dependency order (store, ingest, HTTP), creates
+// the default workspace and its keys on first start, runs the retention
+// sweep, and stops everything in reverse order.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/cohortdb/cohort/internal/api"
+	"github.com/cohortdb/cohort/internal/config"
+	"github.com/cohortdb/cohort/internal/ingest"
+	"github.com/cohortdb/cohort/internal/segment"
+	"github.com/cohortdb/cohort/internal/sink"
+	"github.com/cohortdb/cohort/internal/store"
+)
+
+// DefaultWorkspace is the workspace that exists from the first start.
+const DefaultWorkspace = "default"
+
+// Options are what a Server needs besides its configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Out receives the keys generated on first start (printed once).
+	Out io.Writer
+	Now func() time.Time
+	// BuildWait is how long segment creation waits for its build before
+	// answering "building" (0: 2 s).
+	BuildWait time.Duration
+	// Sink overrides the delivery options of sinks (tests record backoff
+	// delays through it); its Logger and Registerer are the server's.
+	Sink sink.Options
+}
+
+// Server is a running Cohort.
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	St    *store.Store
+	In    *ingest.Ingester
+	Seg   *segment.Manager
+	Sinks *sink.Manager
+	API   *api.Server
+	reg   *prometheus.Registry
+	http  *http.Server
+	ln    net.Listener
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens the store and starts ingestion. It does not listen yet.
+func Open(cfg config.Config, o Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: o.Logger, reg: prometheus.NewRegistry(), stop: make(chan struct{})}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s.log.Info("opening store", "dir", cfg.Data)
+	st, err := store.Open(cfg.Data, store.Options{Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	s.St = st
+	s.log.Info("loading indexes and segments")
+	mgr, err := segment.Open(context.Background(), st, segment.Options{
+		Logger: s.log, Registerer: s.reg, Now: o.Now, BuildWait: o.BuildWait,
+		BotEventsPerMinute: cfg.Limits.BotEventsPerMinute,
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("load segments: %w", err)
+	}
+	s.Seg = mgr
+	in, err := ingest.New(st, ingest.Options{Limits: cfg.Limits, Logger: s.log, Registerer: s.reg, Now: o.Now,
+		OnApply: mgr.OnApply, OnCommitted: mgr.OnCommitted, OnSynced: mgr.OnSynced})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("start ingestion: %w", err)
+	}
+	s.In = in
+	if err := s.bootstrap(o.Out); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := mgr.Attach(in); err != nil {
+		s.Close()
+		return nil, err
+	}
+	so := o.Sink
+	so.Logger, so.Registerer = s.log, s.reg
+	if so.Now == nil {
+		so.Now = o.Now
+	}
+	if s.Sinks, err = sink.Open(st, mgr, in, so); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("start sinks: %w", err)
+	}
+	s.API = api.New(st, in, mgr, s.Sinks, api.Options{Limits: cfg.Limits, Logger: s.log, Gatherer: s.reg, Register: s.reg, Now: o.Now})
+	s.wg.Add(2)
+	go s.retentionLoop(o.Now)
+	go s.timerLoop(o.Now)
+	return s, nil
+}
+
+// bootstrap creates the default workspace and keys on first start, and
+// registers keys given in the configuration or environment.
+func (s *Server) bootstrap(out io.Writer) error {
+	ws, ok := s.In.WorkspaceByName(DefaultWorkspace)
+	if !ok {
+		keys := ingest.Keys{WriteKey: s.cfg.WriteKey, APIKey: s.cfg.APIKey}
+		var err error
+		ws, keys, err = s.In.CreateWorkspace(context.Background(), DefaultWorkspace, keys)
+		if err != nil {
+			return fmt.Errorf("create default workspace: %w", err)
+		}
+		if s.cfg.WriteKey == "" {
+			fmt.Fprintf(out, "cohort: generated write key of workspace %q: %s\n", DefaultWorkspace, keys.WriteKey)
+		}
+		if s.cfg.APIKey == "" {
+			fmt.Fprintf(out, "cohort: generated api key of workspace %q:   %s\n", DefaultWorkspace, keys.APIKey)
+		}
+	} else {
+		for key, role := range map[string]store.Role{s.cfg.WriteKey: store.RoleWrite, s.cfg.APIKey: store.RoleAPI} {
+			if key != "" {
+				if err := s.In.AddKey(key, role, ws.Num); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	adminMarker := "cohort-admin-key-generated"
+	switch {
+	case s.cfg.AdminKey != "":
+		return s.In.AddKey(s.cfg.AdminKey, store.RoleAdmin, 0)
+	default:
+		// Generate an admin key once, the first time none is configured.
+		rec, ok, err := s.St.LookupKey(adminMarker)
+		if err != nil {
+			return err
+		}
+		if ok && rec.Role == store.RoleAdmin {
+			return nil
+		}
+		key := ingest.NewKey("adm_")
+		if err := s.In.AddKey(key, store.RoleAdmin, 0); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "cohort: generated admin key: %s\n", key)
+		return s.In.AddKey(adminMarker, store.RoleAdmin, 0)
+	}
+}
+
+// Listen binds the HTTP address.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.HTTP, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve answers HTTP until ctx is done, then drains in-flight requests.
+func (s *Server) Serve(ctx context.Context) error {
+	s.http = &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+	s.API.MarkReady()
+	s.log.Info("serving", "addr", s.Addr())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("draining HTTP requests")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("drain http: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close stops the subsystems in reverse order.
+func (s *Server) Close() error {
+	close(s.stop)
+	s.wg.Wait()
+	var errs []error
+	if s.Sinks != nil {
+		s.log.Info("stopping sinks")
+		s.Sinks.Close()
+	}
+	if s.Seg != nil && s.In != nil {
+		s.log.Info("stopping segment builds")
+		s.Seg.Close()
+	}
+	if s.In != nil {
+		s.log.Info("stopping ingestion")
+		errs = append(errs, s.In.Close())
+	}
+	s.log.Info("closing store")
+	errs = append(errs, s.St.Close())
+	return errors.Join(errs...)
+}
+
+// Handler is the HTTP handler, for tests that serve it themselves.
+func (s *Server) Handler() http.Handler { return s.API }
+
+func (s *Server) retentionLoop(now func() time.Time) {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := s.Retain(context.Background(), now()); err != nil {
+			s.log.Error("retention sweep failed", "err", err)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// timerLoop fires due membership timers (relative windows, within_last)
+// a few times a second, so a profile leaves within a second of its due
+// time with no new event.
+func (s *Server) timerLoop(now func() time.Time) {
+	defer s.wg.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.Seg.Tick(ctx, now()); err != nil && ctx.Err() == nil {
+				s.log.Error("membership timers", "err", err)
+			}
+		}
+	}
+}
+
+// Retain deletes the events (and remembered messageIds) that have passed
+// the retention period, for every workspace: whole days, by range deletion.
+func (s *Server) Retain(ctx context.Context, now time.Time) error {
+	cutoff := store.Day(now.Add(-time.Duration(s.cfg.Retention)))
+	wss, err := s.St.Workspaces()
+	if err != nil {
+		return err
+	}
+	for _, w := range wss {
+		if err := s.St.DeleteEventsBefore(w.Num, cutoff); err != nil {
+			return err
+		}
+		if ws, ok := s.In.Workspace(w.Num); ok && s.Seg != nil {
+			// Queries stop counting what the store no longer has.
+			s.Seg.Index(ws).SetRetention(time.Unix(int64(cutoff)*86400, 0))
+		}
+		n, err := s.St.DeleteMsgIDsBefore(ctx, w.Num, cutoff)
+		if err != nil {
+			return err
+		}
+		s.log.Debug("retention sweep", "workspace", w.Name, "before_day", cutoff, "message_ids", n)
+	}
+	return nil
+}
