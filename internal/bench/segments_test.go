@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"context"
+	"maps"
+	"testing"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/cohortdb/cohort/internal/model"
+	"github.com/cohortdb/cohort/internal/oracle"
+)
+
+// rawData collects a walk of d: every profile's final traits and events,
+// the oracle's input.
+func rawData(t testing.TB, d Data) []oracle.Input {
+	t.Helper()
+	in := make([]oracle.Input, d.Profiles)
+	_, err := d.Walk(context.Background(), 1000, Sink{
+		Profiles: func(_ context.Context, ps []Profile) error {
+			for _, p := range ps {
+				in[p.Num].Traits = maps.Clone(p.Traits)
+			}
+			return nil
+		},
+		Events: func(_ context.Context, es []Event, patches []Patch) error {
+			for _, e := range es {
+				in[e.Num].Events = append(in[e.Num].Events, model.Event{Name: e.Name, Timestamp: e.Time, Properties: e.Props})
+			}
+			for _, p := range patches {
+				maps.Copy(in[p.Num].Traits, p.Traits)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// TestSuiteAgainstOracle loads a small data set with the benchmark's loader
+// and checks every suite case's members against the brute-force oracle
+// evaluated from the raw generated data: the loader and the suite are what
+// the benchmark figures are about.
+func TestSuiteAgainstOracle(t *testing.T) {
+	d := Data{Profiles: 1500, Events: 30000, Seed: 3}
+	suite, err := ParseSuite(Suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(suite) < 15 {
+		t.Fatalf("the suite has %d conditions, want at least 15", len(suite))
+	}
+	ix, st, err := LoadCohort(context.Background(), d, LoadOptions{Batch: 777})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events == 0 || st.Events > d.Events {
+		t.Fatalf("loaded %d events of %d", st.Events, d.Events)
+	}
+	res, refs, err := RunSegments(context.Background(), ix, suite, d.At(), 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawData(t, d)
+	nonTrivial := 0
+	for i, c := range suite {
+		want := roaring.New()
+		for num, in := range raw {
+			in.InSegment = func(id string) bool { return refs[id].Contains(uint32(num)) }
+			if oracle.Match(c.Node, in, d.At()) {
+				want.Add(uint32(num))
+			}
+		}
+		got := refs[c.Name]
+		if !got.Equals(want) {
+			t.Errorf("%s: index %d members, oracle %d", c.Name, got.GetCardinality(), want.GetCardinality())
+		}
+		if res.Cases[i].Size != got.GetCardinality() {
+			t.Errorf("%s: reported size %d, members %d", c.Name, res.Cases[i].Size, got.GetCardinality())
+		}
+		if n := want.GetCardinality(); n > 0 && n < uint64(d.Profiles) {
+			nonTrivial++
+		}
+		t.Logf("%-24s %6d", c.Name, got.GetCardinality())
+	}
+	if nonTrivial < len(suite)*2/3 {
+		t.Errorf("only %d of %d cases split the population", nonTrivial, len(suite))
+	}
+}
