@@ -1,0 +1,378 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// benchStats summarises a run's measured window.
+type benchStats struct {
+	window time.Duration
+
+	// Requests answered within the window: the throughput figures.
+	requests int
+	accepted int
+	bytes    int64
+
+	// Latencies of the requests due within the window, sorted.
+	latencies []time.Duration
+	// Open loop only: requests sent more than 1 ms after they were due
+	// (every client was busy, or the client got no CPU), and the worst such
+	// delay.
+	lateSends int
+	maxLate   time.Duration
+
+	// Every failed request of the run, warm-up and drain included.
+	failures map[string]int
+	examples map[string]string
+	total    int // requests of the run
+}
+
+func summarize(res []clientResult, ws, we time.Time, openLoop bool) benchStats {
+	st := benchStats{window: we.Sub(ws), failures: map[string]int{}, examples: map[string]string{}}
+	for _, cr := range res {
+		st.total += len(cr.samples) + len(cr.failures)
+		for _, s := range cr.samples {
+			if !s.done.Before(ws) && s.done.Before(we) {
+				st.requests++
+				st.accepted += s.accepted
+				st.bytes += int64(s.bytes)
+			}
+			if s.due.Before(ws) || !s.due.Before(we) {
+				continue
+			}
+			lat := s.done.Sub(s.sent)
+			if openLoop {
+				lat = s.done.Sub(s.due)
+				if late := s.sent.Sub(s.due); late > time.Millisecond {
+					st.lateSends++
+					st.maxLate = max(st.maxLate, late)
+				}
+			}
+			st.latencies = append(st.latencies, lat)
+		}
+		for _, f := range cr.failures {
+			st.failures[f.class]++
+			if _, ok := st.examples[f.class]; !ok {
+				st.examples[f.class] = f.detail
+			}
+		}
+	}
+	slices.Sort(st.latencies)
+	return st
+}
+
+// percentile is the nearest-rank percentile of sorted latencies.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(sorted))-1e-9)) - 1 // 99.9% of 1000 is 999, not 999.0000001
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func (st *benchStats) failed() int {
+	n := 0
+	for _, c := range st.failures {
+		n += c
+	}
+	return n
+}
+
+// metricsSnapshot is a scrape of the server's /metrics: series → value.
+type metricsSnapshot map[string]float64
+
+// scrapeMetrics reads Prometheus text from url. Only lines of the form
+// `name{labels} value` are kept.
+func scrapeMetrics(ctx context.Context, client *http.Client, url string) (metricsSnapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	m := metricsSnapshot{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m, sc.Err()
+}
+
+// serverView is what the server's own metrics say about the window.
+type serverView struct {
+	accepted, duplicates, rejected float64
+	groups, applySec               float64
+	groupMsgs                      float64
+	syncs, syncSec                 float64
+	cpuSec                         float64
+	gcCycles                       float64
+	haveCPU, haveGC                bool
+}
+
+func diffMetrics(a, b metricsSnapshot) serverView {
+	d := func(k string) float64 { return b[k] - a[k] }
+	_, haveCPU := b["process_cpu_seconds_total"]
+	_, haveGC := b["go_gc_duration_seconds_count"]
+	return serverView{
+		accepted:   d(`cohort_ingest_messages_total{outcome="accepted"}`),
+		duplicates: d(`cohort_ingest_messages_total{outcome="duplicate"}`),
+		rejected:   d(`cohort_ingest_messages_total{outcome="rejected"}`),
+		groups:     d("cohort_ingest_apply_seconds_count"),
+		applySec:   d("cohort_ingest_apply_seconds_sum"),
+		groupMsgs:  d("cohort_ingest_group_messages_sum"),
+		syncs:      d("cohort_ingest_sync_seconds_count"),
+		syncSec:    d("cohort_ingest_sync_seconds_sum"),
+		cpuSec:     d("process_cpu_seconds_total"),
+		gcCycles:   d("go_gc_duration_seconds_count"),
+		haveCPU:    haveCPU,
+		haveGC:     haveGC,
+	}
+}
+
+// cpuModel is the processor's name from /proc/cpuinfo, when there is one.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "model name", "Hardware", "cpu model", "uarch":
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// cpuTimes is the machine-wide CPU time from /proc/stat, in seconds.
+type cpuTimes struct {
+	busy, iowait, steal float64
+	ok                  bool
+}
+
+// readCPUTimes reads the "cpu" line of /proc/stat (Linux; elsewhere ok is
+// false).
+func readCPUTimes() cpuTimes {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}
+	}
+	var v [8]float64
+	for i := range v {
+		n, err := strconv.ParseFloat(f[i+1], 64)
+		if err != nil {
+			return cpuTimes{}
+		}
+		v[i] = n / 100 // USER_HZ
+	}
+	// user nice system idle iowait irq softirq steal
+	return cpuTimes{busy: v[0] + v[1] + v[2] + v[5] + v[6], iowait: v[4], steal: v[7], ok: true}
+}
+
+// loadAverage is the 1-minute load average, or "" when unknown.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
+// benchReport is everything printed at the end of a run.
+type benchReport struct {
+	opts    ingestOpts
+	target  string
+	w       *workload
+	st      benchStats
+	server  *serverView // nil when /metrics could not be read
+	inProc  bool
+	profile string
+	trace   string
+	// Machine-wide CPU over the window, and the load average before the run.
+	cpu0, cpu1 cpuTimes
+	loadavg    string
+	// The in-process server's warnings over the whole run, counted.
+	warnings []string
+	metricsE error
+}
+
+func (r *benchReport) print(out io.Writer) {
+	o, st, w := r.opts, r.st, r.w
+	secs := st.window.Seconds()
+	mode := "as fast as possible (closed loop: each client sends when it has its previous answer)"
+	if o.rate > 0 {
+		mode = fmt.Sprintf("%s events/s = %.1f requests/s on a fixed schedule (open loop; latency from the scheduled send time)",
+			thousands(o.rate), o.rate/float64(o.batch))
+	}
+	fmt.Fprintf(out, "cohort bench ingest\n")
+	fmt.Fprintf(out, "  machine      %d CPUs (GOMAXPROCS %d), %s/%s, %s, %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cpuModel(), runtime.Version())
+	if r.loadavg != "" {
+		fmt.Fprintf(out, "               load average %s before the run\n", r.loadavg)
+	}
+	fmt.Fprintf(out, "  server       %s\n", r.target)
+	fmt.Fprintf(out, "  workload     POST /v1/batch, %d track events per request, %.0f B per event, %.1f KB per body; %d clients\n",
+		o.batch, w.meanEvent, w.meanBody/1024, o.concurrency)
+	fmt.Fprintf(out, "               %d users (Zipf: the hottest sends %.2f%% of the messages, the top 1%% %.0f%%), %d event names (Zipf)\n",
+		o.users, 100*w.hotUser, 100*w.top1pct, len(benchEventNames()))
+	fmt.Fprintf(out, "               %s distinct pre-generated messages, sent with unique messageIds\n", thousands(float64(w.distinct)))
+	fmt.Fprintf(out, "  load         %s\n", mode)
+	fmt.Fprintf(out, "  window       %s measured after %s warm-up\n", st.window.Round(time.Millisecond), o.warmup)
+	fmt.Fprintln(out)
+	offered := ""
+	if o.rate > 0 {
+		offered = fmt.Sprintf(", of %s offered", thousands(o.rate))
+	}
+	fmt.Fprintf(out, "  events/s     %s   (%s accepted messages answered in the window%s)\n",
+		thousands(float64(st.accepted)/secs), thousands(float64(st.accepted)), offered)
+	fmt.Fprintf(out, "  requests/s   %s\n", thousands1(float64(st.requests)/secs))
+	fmt.Fprintf(out, "  bytes/s      %.1f MB/s of request bodies\n", float64(st.bytes)/secs/1e6)
+	fmt.Fprintf(out, "  latency      p50 %s  p90 %s  p99 %s  p99.9 %s  max %s   (%d requests due in the window)\n",
+		ms(percentile(st.latencies, 50)), ms(percentile(st.latencies, 90)), ms(percentile(st.latencies, 99)),
+		ms(percentile(st.latencies, 99.9)), ms(percentile(st.latencies, 100)), len(st.latencies))
+	if o.rate > 0 {
+		if st.lateSends > 0 {
+			fmt.Fprintf(out, "  late sends   %d requests left more than 1 ms after their scheduled time (worst %s: every client busy, or the client starved of CPU); the delay is in their latencies\n",
+				st.lateSends, ms(st.maxLate))
+		} else {
+			fmt.Fprintf(out, "  late sends   none (every request left on schedule)\n")
+		}
+	}
+	if n := st.failed(); n == 0 {
+		fmt.Fprintf(out, "  errors       none (%d requests in all, warm-up included, every one answered 200 {\"success\": true})\n", st.total)
+	} else {
+		fmt.Fprintf(out, "  errors       %d of %d requests (warm-up and drain included):\n", n, st.total)
+		for _, class := range slices.Sorted(maps.Keys(st.failures)) {
+			fmt.Fprintf(out, "                 %-28s %6d   e.g. %s\n", class, st.failures[class], st.examples[class])
+		}
+	}
+	if sv := r.server; sv != nil {
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "  server's /metrics over the window:\n")
+		fmt.Fprintf(out, "    messages   %s accepted, %s duplicate, %s rejected\n",
+			thousands(sv.accepted), thousands(sv.duplicates), thousands(sv.rejected))
+		if sv.groups > 0 {
+			fmt.Fprintf(out, "    applier    %s commit groups, %.0f messages each, %s apply+commit each; busy %.0f%% of the window\n",
+				thousands(sv.groups), sv.groupMsgs/sv.groups, ms(time.Duration(sv.applySec/sv.groups*1e9)), 100*sv.applySec/secs)
+		}
+		if sv.syncs > 0 {
+			fmt.Fprintf(out, "    syncer     %s WAL syncs, %s each, %.1f groups per sync; busy %.0f%% of the window\n",
+				thousands(sv.syncs), ms(time.Duration(sv.syncSec/sv.syncs*1e9)), sv.groups/sv.syncs, 100*sv.syncSec/secs)
+		}
+		if sv.haveCPU {
+			who := "server"
+			if r.inProc {
+				who = "server and load generator (one process)"
+			}
+			fmt.Fprintf(out, "    CPU        %.2f cores used by the %s, of %d\n", sv.cpuSec/secs, who, runtime.NumCPU())
+		}
+		if sv.haveCPU && r.cpu0.ok && r.cpu1.ok {
+			all := (r.cpu1.busy - r.cpu0.busy) / secs
+			others := max(0, all-sv.cpuSec/secs)
+			who := "other processes"
+			if !r.inProc {
+				who = "other processes (this load generator included, if on the same machine)"
+			}
+			fmt.Fprintf(out, "    machine    %.2f cores busy in all, %.2f of them by %s; iowait %.2f, steal %.2f\n",
+				all, others, who, (r.cpu1.iowait-r.cpu0.iowait)/secs, (r.cpu1.steal-r.cpu0.steal)/secs)
+			if r.inProc && others > 0.1 {
+				fmt.Fprintf(out, "               (the measurement competed with other work on this machine)\n")
+			}
+		}
+		if sv.haveGC {
+			fmt.Fprintf(out, "    GC         %s cycles\n", thousands(sv.gcCycles))
+		}
+		for i, w := range r.warnings {
+			label := ""
+			if i == 0 {
+				label = "warnings"
+			}
+			fmt.Fprintf(out, "    %-10s %s (whole run)\n", label, w)
+		}
+	} else if r.metricsE != nil {
+		fmt.Fprintf(out, "\n  (server metrics unavailable: %v)\n", r.metricsE)
+	}
+	if r.profile != "" {
+		fmt.Fprintf(out, "\n  CPU profile of the window in %s (go tool pprof -top %s)\n", r.profile, r.profile)
+	}
+	if r.trace != "" {
+		fmt.Fprintf(out, "  execution trace of the window in %s (go tool trace %s)\n", r.trace, r.trace)
+	}
+}
+
+// ms formats a latency in milliseconds.
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + "ms"
+}
+
+// thousands formats v rounded, with thousands separators.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// thousands1 is thousands with one decimal.
+func thousands1(v float64) string {
+	whole, frac, _ := strings.Cut(strconv.FormatFloat(v, 'f', 1, 64), ".")
+	n, _ := strconv.ParseFloat(whole, 64)
+	return thousands(n) + "." + frac
+}

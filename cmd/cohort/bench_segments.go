@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/cohortdb/cohort/internal/bench"
+)
+
+const benchSegmentsUsage = `Usage:
+  cohort bench segments [--profiles 1000000] [--events 20000000] [--runs 7] [--cpuprofile FILE]
+
+Generates a data set (internal/gen), loads it straight into an in-memory
+index (index.Apply of the generated messages, no HTTP or store), then
+evaluates every condition of the benchmark suite with per-leaf criteria
+counts: once as a "build", then --runs times. Prints per condition the
+size, median and max; the median of the medians, the worst run, the build
+of every suite segment, index bytes per profile, load time and the machine.
+`
+
+type segmentsOpts struct {
+	data        bench.Data
+	runs, batch int
+	cpuprofile  string
+	loadProfile string
+	memprofile  string
+	onlyCases   string
+	maxHeapGiB  float64
+}
+
+func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
+	var o segmentsOpts
+	fs := flag.NewFlagSet("bench segments", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchSegmentsUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.data.Profiles, "profiles", 1_000_000, "profiles to generate")
+	fs.IntVar(&o.data.Events, "events", 20_000_000, "events to generate")
+	fs.Uint64Var(&o.data.Seed, "seed", 1, "generator seed")
+	fs.IntVar(&o.runs, "runs", 7, "timed evaluations per condition (after the build)")
+	fs.IntVar(&o.batch, "batch", 10000, "messages per index.Apply while loading")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the evaluations to `FILE`")
+	fs.StringVar(&o.loadProfile, "load-cpuprofile", "", "write a CPU profile of the load to `FILE`")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile after the load to `FILE`")
+	fs.Float64Var(&o.maxHeapGiB, "max-heap-gib", 0, "stop the load with an error when the Go heap exceeds this many GiB (0: no limit)")
+	fs.StringVar(&o.onlyCases, "cases", "", "comma-separated suite case names to run (default: all; referenced cases must be included)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if o.data.Profiles < 1 {
+		errs = append(errs, errors.New("--profiles must be at least 1"))
+	}
+	if o.data.Events < 0 {
+		errs = append(errs, errors.New("--events must not be negative"))
+	}
+	if o.runs < 1 {
+		errs = append(errs, errors.New("--runs must be at least 1"))
+	}
+	if o.batch < 1 {
+		errs = append(errs, errors.New("--batch must be at least 1"))
+	}
+	return o, errors.Join(errs...)
+}
+
+// selectCases returns the suite, or the named cases of it.
+func selectCases(only string) ([]bench.Parsed, error) {
+	cases := bench.Suite
+	if only != "" {
+		want := map[string]bool{}
+		for _, n := range strings.Split(only, ",") {
+			want[strings.TrimSpace(n)] = true
+		}
+		cases = nil
+		for _, c := range bench.Suite {
+			if want[c.Name] {
+				cases = append(cases, c)
+				delete(want, c.Name)
+			}
+		}
+		if len(want) > 0 {
+			return nil, fmt.Errorf("--cases: unknown case(s) %v", want)
+		}
+	}
+	return bench.ParseSuite(cases)
+}
+
+func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseSegmentsFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	suite, err := selectCases(o.onlyCases)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bench segments: loading %d profiles / %d events...\n", o.data.Profiles, o.data.Events)
+	stopLoad, err := startCPUProfile(o.loadProfile)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	ix, ls, err := bench.LoadCohort(ctx, o.data, bench.LoadOptions{
+		Batch: o.batch, MaxHeap: uint64(o.maxHeapGiB * (1 << 30)),
+		Progress: func(events int, heap uint64) {
+			fmt.Fprintf(stderr, "bench segments: %d events loaded in %s, heap %.2f GiB\n", events, time.Since(t0).Round(time.Second), float64(heap)/(1<<30))
+		},
+	})
+	if err := stopLoad(); err != nil {
+		fmt.Fprintf(stderr, "bench segments: %v\n", err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bench segments: loaded in %s (index.Apply %s), index %.0f B/profile\n",
+		ls.Wall.Round(time.Millisecond), ls.Apply.Round(time.Millisecond), ls.BytesPerProfile())
+	if o.memprofile != "" {
+		if err := writeHeapProfile(o.memprofile); err != nil {
+			return err
+		}
+	}
+	stop, err := startCPUProfile(o.cpuprofile)
+	if err != nil {
+		return err
+	}
+	load0 := bench.LoadAvg()
+	res, _, err := bench.RunSegments(ctx, ix, suite, o.data.At(), o.runs, func(c bench.CaseTiming) {
+		fmt.Fprintf(stderr, "bench segments: %-24s %10d members, median %s\n", c.Name, c.Size, fmtDur(c.Median))
+	})
+	if err := stop(); err != nil {
+		fmt.Fprintf(stderr, "bench segments: %v\n", err)
+	}
+	if err != nil {
+		return err
+	}
+	printSegments(stdout, o, suite, ls, res, bench.ThisMachine())
+	fmt.Fprintf(stdout, "load average (1, 5, 15 min) before the evaluations: %s, after: %s\n", load0, bench.LoadAvg())
+	return nil
+}
+
+func printSegments(w io.Writer, o segmentsOpts, suite []bench.Parsed, ls bench.LoadStats, res *bench.SegmentsResult, m bench.Machine) {
+	fmt.Fprintf(w, "cohort bench segments --profiles %d --events %d --runs %d --seed %d\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed)
+	fmt.Fprintf(w, "machine: %s\n", m)
+	fmt.Fprintf(w, "evaluated at %s; every evaluation with per-leaf criteria counts, one goroutine\n\n", o.data.At().Format(time.RFC3339))
+	fmt.Fprintln(w, "| # | condition | leaves | size | build | median | max | CPU median |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
+	for i, c := range res.Cases {
+		fmt.Fprintf(w, "| %d | %s | %d | %d | %s | %s | %s | %s |\n", i+1, c.Name, c.Leaves, c.Size, fmtDur(c.Build), fmtDur(c.Median), fmtDur(c.Max), fmtDur(c.CPUMedian))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "conditions:               %d\n", len(res.Cases))
+	fmt.Fprintf(w, "median of medians:        %s\n", fmtDur(res.MedianOfMedians))
+	fmt.Fprintf(w, "worst (max of all runs):  %s\n", fmtDur(res.Worst))
+	fmt.Fprintf(w, "in CPU time of the evaluating thread: median of medians %s, worst %s\n", fmtDur(res.CPUMedianOfMedians), fmtDur(res.CPUWorst))
+	fmt.Fprintf(w, "build, every suite segment one after another: %s (slowest single: %s)\n", fmtDur(res.BuildAll), fmtDur(res.BuildMax))
+	fmt.Fprintf(w, "index memory:             %.1f B/profile (%.1f MB HeapInuse over %d profiles, %d events)\n",
+		ls.BytesPerProfile(), float64(ls.IndexBytes())/1e6, ls.Profiles, ls.Events)
+	fmt.Fprintf(w, "load:                     %s (index.Apply %s; the rest is generation), %.0f events/s\n",
+		ls.Wall.Round(time.Millisecond), ls.Apply.Round(time.Millisecond), float64(ls.Events)/ls.Wall.Seconds())
+}
+
+// fmtDur prints a duration with three significant digits in ms.
+func fmtDur(d time.Duration) string {
+	ms := float64(d) / 1e6
+	switch {
+	case ms >= 100:
+		return fmt.Sprintf("%.0f ms", ms)
+	case ms >= 10:
+		return fmt.Sprintf("%.1f ms", ms)
+	case ms >= 1:
+		return fmt.Sprintf("%.2f ms", ms)
+	}
+	return fmt.Sprintf("%.3f ms", ms)
+}
+
+// startCPUProfile starts a CPU profile to path (nothing when path is
+// empty); stop ends it.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/cohortdb/cohort/internal/bench"
+)
+
+func TestBenchSegmentsFlags(t *testing.T) {
+	o, err := parseSegmentsFlags([]string{"--profiles", "10", "--events", "20", "--runs", "2", "--cpuprofile", "x.prof"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.data.Profiles != 10 || o.data.Events != 20 || o.runs != 2 || o.cpuprofile != "x.prof" {
+		t.Fatalf("parsed %+v", o)
+	}
+	for _, bad := range [][]string{{"--profiles", "0"}, {"--runs", "0"}, {"--events", "-1"}, {"extra"}} {
+		if _, err := parseSegmentsFlags(bad, io.Discard); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := selectCases("plan_eq,nope"); err == nil {
+		t.Error("an unknown case was accepted")
+	}
+	if _, err := selectCases("except_segment"); err == nil {
+		t.Error("a case whose referenced segment is missing was accepted")
+	}
+}
+
+// TestBenchSegmentsSmall runs the whole command at a tiny scale and checks
+// that every suite condition and every summary figure is printed.
+func TestBenchSegmentsSmall(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := benchSegments(context.Background(), []string{"--profiles", "500", "--events", "5000", "--runs", "2"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	s := out.String()
+	for _, c := range bench.Suite {
+		if !strings.Contains(s, "| "+c.Name+" |") {
+			t.Errorf("no row for %s", c.Name)
+		}
+	}
+	for _, want := range []string{"median of medians:", "worst (max of all runs):", "build, every suite segment", "B/profile", "load:", "machine:"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBenchWorkloadShape(t *testing.T) {
+	w, err := newWorkload(workloadSpec{Batch: 100, EventBytes: 400, Users: 1000, Seed: 7, RunID: "0badcafe", Now: time.Now(), MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.meanEvent < 360 || w.meanEvent > 440 {
+		t.Errorf("mean event is %.0f bytes, want about 400", w.meanEvent)
+	}
+	a := w.fill(nil, 3, 0x1000)
+	b := w.fill(nil, 3, 0x2000)
+	var body struct {
+		Batch []map[string]any `json:"batch"`
+	}
+	if err := json.Unmarshal(a, &body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body.Batch) != 100 {
+		t.Fatalf("%d messages, want 100", len(body.Batch))
+	}
+	ids := map[string]bool{}
+	for i, m := range body.Batch {
+		id, _ := m["messageId"].(string)
+		if want := "bench-0badcafe-"; !strings.HasPrefix(id, want) || len(id) != len(want)+seqDigits {
+			t.Fatalf("message %d: messageId %q", i, id)
+		}
+		ids[id] = true
+		for _, k := range []string{"userId", "event", "timestamp", "sentAt", "properties"} {
+			if m[k] == nil {
+				t.Fatalf("message %d lacks %q: %v", i, k, m)
+			}
+		}
+	}
+	if len(ids) != 100 || !strings.Contains(string(a), "bench-0badcafe-0000000000001063") {
+		t.Fatalf("messageIds not numbered from the sequence: %d distinct", len(ids))
+	}
+	if bytes.Equal(a, b) || len(a) != len(b) {
+		t.Fatal("the same template with another sequence should differ only in the messageIds")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 1000; i++ {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]time.Duration{50: 500, 90: 900, 99: 990, 99.9: 999, 100: 1000} {
+		if got := percentile(lat, p); got != want*time.Millisecond {
+			t.Errorf("p%g = %s, want %dms", p, got, want)
+		}
+	}
+	if percentile(nil, 99) != 0 {
+		t.Error("percentile of nothing should be 0")
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--url", "http://127.0.0.1:1"},
+		{"--write-key", "wk_12345678"},
+		{"--duration", "0s"},
+		{"--batch", "0"},
+		{"--rate", "-1"},
+		{"extra"},
+	} {
+		if _, err := parseIngestFlags(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+// TestBenchIngestShortRun runs the whole command against an in-process
+// server for a fraction of a second, closed and open loop.
+func TestBenchIngestShortRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	for _, extra := range [][]string{nil, {"--rate", "5000"}} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"ingest", "--duration", "400ms", "--warmup", "100ms", "--concurrency", "4", "--batch", "20"}, extra...)
+		if err := benchCmd(args, &out, &errOut); err != nil {
+			t.Fatalf("%q: %v\n%s\n%s", args, err, out.String(), errOut.String())
+		}
+		for _, want := range []string{"events/s", "p99.9", "errors       none", "0 duplicate, 0 rejected"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%q: output lacks %q:\n%s", args, want, out.String())
+			}
+		}
+	}
+}
