@@ -46,9 +46,19 @@ func (x *Index) Event(n *condition.Node, now time.Time) *roaring.Bitmap {
 		return true
 	}
 	list := s.list[:0]
-	for _, root := range s.touched {
-		if keep(root) != zeroOK {
-			list = append(list, root)
+	if s.sweep() {
+		// Most profiles were touched: visit the counts in number order
+		// (sequential memory) rather than in the order first touched.
+		for root, c := range s.cnt[:s.size] {
+			if c != 0 && keep(uint32(root)) != zeroOK {
+				list = append(list, uint32(root))
+			}
+		}
+	} else {
+		for _, root := range s.touched {
+			if keep(root) != zeroOK {
+				list = append(list, root)
+			}
 		}
 	}
 	s.list = list
@@ -96,7 +106,10 @@ type scratch struct {
 	pairs []uint64
 	mask  []uint64 // distinct over at most 64 values: a bit per value id
 	dcnt  []uint32
-	dense []uint64 // bitmapOf's bit set, all zero between uses
+	dense []uint64   // bitmapOf's bit set, all zero between uses
+	stage []uint64   // a block's qualifying events (number<<32 | value id)
+	parts [][]uint64 // accum's partition buffers, empty between uses
+	size  int        // the scan's profile numbers: the arrays' used length
 }
 
 // aggCell is one number's numeric aggregate, in one place so that an
@@ -137,12 +150,24 @@ func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 
 // putScratch clears what the scan set and returns s to the pool.
 func putScratch(s *scratch) {
-	for _, n := range s.touched {
-		s.clear(n)
+	if s.sweep() {
+		clear(s.cnt[:min(s.size, len(s.cnt))])
+		clear(s.cells[:min(s.size, len(s.cells))])
+		clear(s.dcnt[:min(s.size, len(s.dcnt))])
+		clear(s.mask[:min(s.size, len(s.mask))])
+	} else {
+		for _, n := range s.touched {
+			s.clear(n)
+		}
 	}
 	s.touched, s.list, s.pairs = s.touched[:0], s.list[:0], s.pairs[:0]
 	scratchPool.Put(s)
 }
+
+// sweep tells whether so many of the scan's profile numbers were touched
+// that going through the dense arrays in order beats random access to the
+// touched ones.
+func (s *scratch) sweep() bool { return len(s.touched) > s.size/32 }
 
 // clear zeroes number n's state.
 func (s *scratch) clear(n uint32) {
@@ -197,6 +222,7 @@ func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch
 		hi = n.Window.To.UnixNano()
 	}
 	size := int(x.maxNum)
+	s.size = size
 	s.cnt = grow(s.cnt, size)
 	// Each where-predicate, decided once per distinct value of its column.
 	type filter struct {
@@ -259,7 +285,19 @@ func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch
 		}
 	}
 
-	cnt, touched := s.cnt, s.touched
+	a := accum{s: s, nums: nums, bytes: x.partBytes}
+	switch {
+	case aggIDs == nil:
+		a.mode = accCount
+	case masked:
+		a.mode = accMask
+	case distinct:
+		a.mode = accPairs
+	default:
+		a.mode = accCells
+	}
+	a.partition(size)
+	stage := s.stage[:0]
 	for b, bl := range col.blocks {
 		if bl.max < lo || bl.min > hi {
 			continue
@@ -272,6 +310,9 @@ func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch
 		if aggIDs != nil {
 			aggBlock = aggIDs.decode(aggBuf, start, end)
 		}
+		// Stage the block's qualifying events as number<<32 | value id
+		// (sequential work), then count them (random access by number).
+		stage = stage[:0]
 	events:
 		for i := start; i < end; i++ {
 			if t := col.ts[i]; t < lo || t > hi {
@@ -282,31 +323,16 @@ func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch
 					continue events
 				}
 			}
-			num := col.prof[i]
-			if cnt[num] == 0 {
-				touched = append(touched, num)
+			e := uint64(col.prof[i]) << 32
+			if aggBlock != nil {
+				e |= uint64(aggBlock[i-start])
 			}
-			cnt[num]++
-			if aggBlock == nil {
-				continue
-			}
-			id := aggBlock[i-start]
-			f := nums[id]
-			if math.IsNaN(f) {
-				continue
-			}
-			if masked {
-				s.mask[num] |= 1 << id
-				continue
-			}
-			if distinct {
-				s.pairs = append(s.pairs, uint64(num)<<32|uint64(id))
-				continue
-			}
-			s.cells[num].add(f)
+			stage = append(stage, e)
 		}
+		a.add(stage)
 	}
-	s.touched = touched
+	s.stage = stage
+	a.flush()
 	x.toRoots(s, agg, masked)
 	if masked {
 		for _, n := range s.touched {

@@ -43,6 +43,7 @@ type Index struct {
 	retainFrom int64
 	gen        uint64    // counts Apply calls
 	pathBuf    []pathVal // addEvent's scratch (the writer's)
+	partBytes  int       // see SetScanCacheBytes; 0: the default
 }
 
 type traitIdx struct {

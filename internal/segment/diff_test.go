@@ -328,6 +328,9 @@ func TestDifferentialAgainstOracle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The loaded index counts event scans in partitions of 4 profiles and
+	// buffers of 4 events, as a large workspace does at scale.
+	loaded.SetScanCacheBytes(16)
 	refs := map[string]*roaring.Bitmap{"s1": roaring.New(), "s2": roaring.New()}
 	for _, p := range raw {
 		if p.num%3 == 0 {
