@@ -352,3 +352,25 @@ func startProfiles(cpuPath, tracePath string) (stop func() error, err error) {
 	}
 	return stop, nil
 }
+
+// arrivalFlag is --arrival: ordered (the default) or random.
+type arrivalFlag struct{ inOrder *bool }
+
+func (f arrivalFlag) String() string {
+	if f.inOrder == nil || *f.inOrder {
+		return "ordered"
+	}
+	return "random"
+}
+
+func (f arrivalFlag) Set(s string) error {
+	switch s {
+	case "ordered":
+		*f.inOrder = true
+	case "random":
+		*f.inOrder = false
+	default:
+		return fmt.Errorf("want ordered or random, got %q", s)
+	}
+	return nil
+}

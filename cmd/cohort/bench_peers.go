@@ -42,6 +42,7 @@ type peersOpts struct {
 
 func parsePeersFlags(args []string, stderr io.Writer, getenv func(string) string) (peersOpts, error) {
 	var o peersOpts
+	o.data.InOrder = true
 	fs := flag.NewFlagSet("bench peers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -51,6 +52,7 @@ func parsePeersFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&o.data.Profiles, "profiles", 1_000_000, "profiles to generate")
 	fs.IntVar(&o.data.Events, "events", 20_000_000, "events to generate")
 	fs.Uint64Var(&o.data.Seed, "seed", 1, "generator seed")
+	fs.Var(arrivalFlag{&o.data.InOrder}, "arrival", "event arrival order: `ordered` (timestamp order, up to an hour late, as a live stream) or random (uniform over the period, random order)")
 	fs.IntVar(&o.runs, "runs", 3, "timed runs per condition and engine (after one untimed run)")
 	fs.IntVar(&o.batch, "batch", 20000, "rows per load batch")
 	fs.StringVar(&o.pgURL, "pg-url", "", "PostgreSQL connection URL (default $COHORT_PG_URL, else a private server)")
@@ -103,7 +105,7 @@ func benchPeers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func printPeers(w io.Writer, o peersOpts, res *bench.PeersResult, m bench.Machine) {
-	fmt.Fprintf(w, "cohort bench peers --profiles %d --events %d --runs %d --seed %d\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed)
+	fmt.Fprintf(w, "cohort bench peers --profiles %d --events %d --runs %d --seed %d --arrival %s\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed, arrivalFlag{&o.data.InOrder})
 	fmt.Fprintf(w, "machine: %s\n", m)
 	for _, e := range res.Engines {
 		fmt.Fprintf(w, "%-10s %s\n", e.Engine+":", e.Version)

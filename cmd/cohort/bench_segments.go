@@ -37,6 +37,7 @@ type segmentsOpts struct {
 
 func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	var o segmentsOpts
+	o.data.InOrder = true
 	fs := flag.NewFlagSet("bench segments", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -46,6 +47,7 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	fs.IntVar(&o.data.Profiles, "profiles", 1_000_000, "profiles to generate")
 	fs.IntVar(&o.data.Events, "events", 20_000_000, "events to generate")
 	fs.Uint64Var(&o.data.Seed, "seed", 1, "generator seed")
+	fs.Var(arrivalFlag{&o.data.InOrder}, "arrival", "event arrival order: `ordered` (timestamp order, up to an hour late, as a live stream) or random (uniform over the period, random order)")
 	fs.IntVar(&o.runs, "runs", 7, "timed evaluations per condition (after the build)")
 	fs.IntVar(&o.batch, "batch", 10000, "messages per index.Apply while loading")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the evaluations to `FILE`")
@@ -151,7 +153,7 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func printSegments(w io.Writer, o segmentsOpts, suite []bench.Parsed, ls bench.LoadStats, res *bench.SegmentsResult, m bench.Machine) {
-	fmt.Fprintf(w, "cohort bench segments --profiles %d --events %d --runs %d --seed %d\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed)
+	fmt.Fprintf(w, "cohort bench segments --profiles %d --events %d --runs %d --seed %d --arrival %s\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed, arrivalFlag{&o.data.InOrder})
 	fmt.Fprintf(w, "machine: %s\n", m)
 	fmt.Fprintf(w, "evaluated at %s; every evaluation with per-leaf criteria counts, one goroutine\n\n", o.data.At().Format(time.RFC3339))
 	fmt.Fprintln(w, "| # | condition | leaves | size | build | median | max | CPU median |")

@@ -23,6 +23,9 @@ type Data struct {
 	Seed     uint64
 	Now      time.Time // zero: DefaultNow
 	Days     int       // zero: 30
+	// InOrder: events arrive in timestamp order, up to an hour late (see
+	// gen.Config.InOrder); else in random time order.
+	InOrder bool
 }
 
 func (d Data) gen() gen.Config {
@@ -34,7 +37,7 @@ func (d Data) gen() gen.Config {
 	if days <= 0 {
 		days = 30
 	}
-	return gen.Config{Seed: d.Seed, Profiles: d.Profiles, Events: d.Events, Now: now, Days: days}
+	return gen.Config{Seed: d.Seed, Profiles: d.Profiles, Events: d.Events, Now: now, Days: days, InOrder: d.InOrder}
 }
 
 // At is the instant the benchmarks evaluate at: the end of the generated

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"testing"
 
@@ -42,9 +43,17 @@ func rawData(t testing.TB, d Data) []oracle.Input {
 // TestSuiteAgainstOracle loads a small data set with the benchmark's loader
 // and checks every suite case's members against the brute-force oracle
 // evaluated from the raw generated data: the loader and the suite are what
-// the benchmark figures are about.
+// the benchmark figures are about. Both arrival orders: in timestamp
+// order the event blocks' time bounds skip what a window excludes.
 func TestSuiteAgainstOracle(t *testing.T) {
-	d := Data{Profiles: 1500, Events: 30000, Seed: 3}
+	for _, inOrder := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inOrder=%v", inOrder), func(t *testing.T) {
+			testSuiteAgainstOracle(t, Data{Profiles: 1500, Events: 30000, Seed: 3, InOrder: inOrder})
+		})
+	}
+}
+
+func testSuiteAgainstOracle(t *testing.T, d Data) {
 	suite, err := ParseSuite(Suite)
 	if err != nil {
 		t.Fatal(err)

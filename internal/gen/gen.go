@@ -22,6 +22,12 @@ type Config struct {
 	// before it.
 	Now  time.Time
 	Days int
+	// InOrder makes events arrive in timestamp order, each up to an hour
+	// late, as a live stream does: event i of Events is stamped at its
+	// share of the period, less a random lateness. Otherwise timestamps
+	// are uniform over the period in random order (every event arrives
+	// out of order, the worst case for time-bounded storage).
+	InOrder bool
 }
 
 // Vocabulary the generator draws from (tests build conditions from it).
@@ -135,7 +141,17 @@ func (g *Generator) Next() *model.Message {
 		name = fmt.Sprintf("Rare Event %d", g.r.IntN(40))
 	}
 	span := time.Duration(g.cfg.Days) * 24 * time.Hour
-	ts := g.cfg.Now.Add(-time.Duration(g.r.Int64N(int64(span)))).Truncate(time.Millisecond)
+	var ts time.Time
+	if g.cfg.InOrder {
+		first := g.cfg.Now.Add(-span)
+		arrival := first.Add(time.Duration(float64(span) * float64(g.i) / float64(g.cfg.Events)))
+		ts = arrival.Add(-time.Duration(g.r.Int64N(int64(time.Hour)))).Truncate(time.Millisecond)
+		if !ts.After(first) {
+			ts = first.Add(time.Millisecond)
+		}
+	} else {
+		ts = g.cfg.Now.Add(-time.Duration(g.r.Int64N(int64(span)))).Truncate(time.Millisecond)
+	}
 	if g.r.IntN(8) == 0 {
 		ts = ts.Truncate(time.Hour) // on the edges of whole-hour windows
 	}
