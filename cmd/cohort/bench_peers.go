@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cohortdb/cohort/internal/bench"
@@ -15,6 +17,8 @@ import (
 
 const benchPeersUsage = `Usage:
   cohort bench peers [--profiles 1000000] [--events 20000000] [--runs 3] [--pg-url URL]
+                     [--engines cohort,postgres,duckdb] [--save FILE]
+  cohort bench peers --merge FILE,FILE[,FILE]
 
 Generates one data set (internal/gen) and loads the same profiles and events
 into Cohort (an in-memory index, as "cohort bench segments" does), into
@@ -29,6 +33,12 @@ a temporary directory from the postgresql package (initdb + pg_ctl on a free
 port; as root they run as user postgres) and stopped at the end. On an
 existing server the tables live in a schema cohort_bench_<pid>, dropped at
 the end.
+
+One engine at a time: --engines names the engines to run and --save writes
+the result as JSON; --merge reads such files (the same data set and suite,
+each engine run once) and prints the table of them all, checking the sizes
+across the files. The generator is deterministic, so runs made apart, even
+on different days, load the same data.
 `
 
 type peersOpts struct {
@@ -38,6 +48,11 @@ type peersOpts struct {
 	pgURL string
 	dir   string
 	cases string
+	// engines to run (nil: all); save: write the result here; merge:
+	// saved results to combine instead of running.
+	engines map[string]bool
+	save    string
+	merge   []string
 }
 
 func parsePeersFlags(args []string, stderr io.Writer, getenv func(string) string) (peersOpts, error) {
@@ -58,13 +73,26 @@ func parsePeersFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&o.pgURL, "pg-url", "", "PostgreSQL connection URL (default $COHORT_PG_URL, else a private server)")
 	fs.StringVar(&o.dir, "dir", "", "directory for the DuckDB database file (default a temporary directory, removed afterwards)")
 	fs.StringVar(&o.cases, "cases", "", "comma-separated suite case names to run (default: all; referenced cases must be included)")
+	engines := fs.String("engines", strings.Join(bench.Engines, ","), "comma-separated engines to run: cohort, postgres, duckdb")
+	fs.StringVar(&o.save, "save", "", "write the result as JSON to `FILE`, for --merge")
+	merge := fs.String("merge", "", "comma-separated result `FILES` (from --save) to combine into one table, instead of running")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	var errs []error
+	o.engines = map[string]bool{}
+	for _, e := range strings.Split(*engines, ",") {
+		if e = strings.TrimSpace(e); !slices.Contains(bench.Engines, e) {
+			errs = append(errs, fmt.Errorf("--engines: unknown engine %q (want cohort, postgres or duckdb)", e))
+		}
+		o.engines[e] = true
+	}
+	if *merge != "" {
+		o.merge = strings.Split(*merge, ",")
 	}
 	if o.pgURL == "" {
 		o.pgURL = getenv("COHORT_PG_URL")
 	}
-	var errs []error
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
@@ -88,6 +116,14 @@ func benchPeers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if o.merge != nil {
+		res, err := mergePeers(o.merge)
+		if res != nil {
+			o.data, o.runs = res.Data, res.Runs
+			printPeers(stdout, o, res, bench.ThisMachine())
+		}
+		return err
+	}
 	suite, err := selectCases(o.cases)
 	if err != nil {
 		return err
@@ -95,18 +131,56 @@ func benchPeers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	load0 := bench.LoadAvg()
 	res, err := bench.RunPeers(ctx, bench.PeersOptions{
 		Data: o.data, Runs: o.runs, PGURL: o.pgURL, PGTuning: bench.BenchPGTuning,
-		Dir: o.dir, Batch: o.batch, Suite: suite, Log: stderr,
+		Dir: o.dir, Batch: o.batch, Suite: suite, Log: stderr, Engines: o.engines,
 	})
 	if res != nil && res.Cases != nil {
+		res.Notes = append(res.Notes, bench.RunNote{Engines: res.Ran, Machine: bench.ThisMachine().String(),
+			LoadAvg: fmt.Sprintf("at the start %s, at the end %s", load0, bench.LoadAvg())})
 		printPeers(stdout, o, res, bench.ThisMachine())
-		fmt.Fprintf(stdout, "load average (1, 5, 15 min) at the start: %s, at the end: %s\n", load0, bench.LoadAvg())
+		if o.save != "" {
+			if serr := savePeers(o.save, res); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
 	}
 	return err
 }
 
+func savePeers(path string, res *bench.PeersResult) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	return nil
+}
+
+func mergePeers(paths []string) (*bench.PeersResult, error) {
+	var parts []*bench.PeersResult
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("merge: %w", err)
+		}
+		var r bench.PeersResult
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("merge: %s: %w", p, err)
+		}
+		parts = append(parts, &r)
+	}
+	return bench.MergePeers(parts)
+}
+
 func printPeers(w io.Writer, o peersOpts, res *bench.PeersResult, m bench.Machine) {
 	fmt.Fprintf(w, "cohort bench peers --profiles %d --events %d --runs %d --seed %d --arrival %s\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed, arrivalFlag{&o.data.InOrder})
-	fmt.Fprintf(w, "machine: %s\n", m)
+	if len(res.Notes) == 0 {
+		fmt.Fprintf(w, "machine: %s\n", m)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "%s ran on %s; load average (1, 5, 15 min) %s\n", strings.Join(n.Engines, ", "), n.Machine, n.LoadAvg)
+	}
 	for _, e := range res.Engines {
 		fmt.Fprintf(w, "%-10s %s\n", e.Engine+":", e.Version)
 	}
@@ -119,22 +193,38 @@ func printPeers(w io.Writer, o peersOpts, res *bench.PeersResult, m bench.Machin
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
 	var pgR, dkR []float64
 	var slower []string
+	hasC, hasP, hasD := res.Has(bench.EngineCohort), res.Has(bench.EnginePostgres), res.Has(bench.EngineDuckDB)
+	mismatch := res.CheckSizes()
 	for i, c := range res.Cases {
 		size := fmt.Sprint(c.CohortSize)
-		if c.PGSize != c.CohortSize || c.DuckSize != c.CohortSize {
-			size = fmt.Sprintf("MISMATCH Cohort %d, PostgreSQL %d, DuckDB %d", c.CohortSize, c.PGSize, c.DuckSize)
+		if !hasC {
+			size = fmt.Sprint(max(c.PGSize, c.DuckSize))
+		}
+		if mismatch != nil && ((hasP && c.PGSize != c.CohortSize) || (hasD && c.DuckSize != c.CohortSize) || (hasP && hasD && c.PGSize != c.DuckSize)) {
+			size = fmt.Sprintf("MISMATCH Cohort %s, PostgreSQL %s, DuckDB %s", fmtSize(hasC, c.CohortSize), fmtSize(hasP, c.PGSize), fmtSize(hasD, c.DuckSize))
+		}
+		pgRatio, dkRatio := "—", "—"
+		if hasC && hasP {
+			pgRatio = fmtRatio(c.PGRatio())
+			pgR = append(pgR, c.PGRatio())
+		}
+		if hasC && hasD {
+			dkRatio = fmtRatio(c.DuckRatio())
+			dkR = append(dkR, c.DuckRatio())
 		}
 		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s |\n", i+1, c.Name, size,
-			fmtDur(c.Cohort), fmtDur(c.PG), fmtDur(c.Duck), fmtRatio(c.PGRatio()), fmtRatio(c.DuckRatio()))
-		pgR = append(pgR, c.PGRatio())
-		dkR = append(dkR, c.DuckRatio())
-		if c.PGRatio() < 1 || c.DuckRatio() < 1 {
+			fmtTime(hasC, c.Cohort), fmtTime(hasP, c.PG), fmtTime(hasD, c.Duck), pgRatio, dkRatio)
+		if (hasC && hasP && c.PGRatio() < 1) || (hasC && hasD && c.DuckRatio() < 1) {
 			slower = append(slower, c.Name)
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "median condition: PostgreSQL ÷ Cohort %s, DuckDB ÷ Cohort %s (medians of the per-condition ratios)\n", fmtRatio(medianF(pgR)), fmtRatio(medianF(dkR)))
-	fmt.Fprintf(w, "smallest ratio:   PostgreSQL ÷ Cohort %s, DuckDB ÷ Cohort %s\n", fmtRatio(slices.Min(pgR)), fmtRatio(slices.Min(dkR)))
+	if !hasC || (!hasP && !hasD) {
+		fmt.Fprintf(w, "engines run: %s (no ratios without Cohort and a peer; --save and --merge combine runs)\n", strings.Join(res.Ran, ", "))
+	} else {
+		fmt.Fprintf(w, "median condition: PostgreSQL ÷ Cohort %s, DuckDB ÷ Cohort %s (medians of the per-condition ratios)\n", fmtRatioOf(pgR, medianF), fmtRatioOf(dkR, medianF))
+		fmt.Fprintf(w, "smallest ratio:   PostgreSQL ÷ Cohort %s, DuckDB ÷ Cohort %s\n", fmtRatioOf(pgR, slices.Min), fmtRatioOf(dkR, slices.Min))
+	}
 	if len(slower) > 0 {
 		fmt.Fprintf(w, "Cohort is slower than a peer on: %v\n", slower)
 	} else {
@@ -150,6 +240,29 @@ func printPeers(w io.Writer, o peersOpts, res *bench.PeersResult, m bench.Machin
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", e.Engine, e.Load.Round(100*time.Millisecond), fmtBytes(e.Memory), disk, e.Note)
 	}
+}
+
+// fmtTime is a median time, or a dash for an engine that did not run.
+func fmtTime(ran bool, d time.Duration) string {
+	if !ran {
+		return "—"
+	}
+	return fmtDur(d)
+}
+
+func fmtSize(ran bool, n uint64) string {
+	if !ran {
+		return "—"
+	}
+	return fmt.Sprint(n)
+}
+
+// fmtRatioOf summarises ratios with f, or a dash when there are none.
+func fmtRatioOf(rs []float64, f func([]float64) float64) string {
+	if len(rs) == 0 {
+		return "—"
+	}
+	return fmtRatio(f(rs))
 }
 
 func medianF(xs []float64) float64 {

@@ -6,15 +6,30 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cohortdb/cohort/internal/segment"
 )
 
+// The engines of a side-by-side run, by the names --engines takes.
+const (
+	EngineCohort   = "cohort"
+	EnginePostgres = "postgres"
+	EngineDuckDB   = "duckdb"
+)
+
+// Engines lists every engine in the order a run takes them.
+var Engines = []string{EngineCohort, EnginePostgres, EngineDuckDB}
+
 // PeersOptions configure a side-by-side run.
 type PeersOptions struct {
 	Data Data
+	// Engines are the engines to run (nil: all). A run of some engines can
+	// be saved and merged with runs of the others over the same Data
+	// (MergePeers): at 10M profiles one session cannot hold all three.
+	Engines map[string]bool
 	// Runs is the number of timed runs per condition and engine, after
 	// one untimed run that also gives the sizes.
 	Runs int
@@ -63,12 +78,111 @@ func (c PeerCase) PGRatio() float64 { return ratio(c.PG, c.Cohort) }
 // DuckRatio is DuckDB's median over Cohort's.
 func (c PeerCase) DuckRatio() float64 { return ratio(c.Duck, c.Cohort) }
 
-// PeersResult is a whole comparison.
+// PeersResult is a whole comparison, or the part of one that some engines
+// ran.
 type PeersResult struct {
+	Data       Data
+	Runs       int
+	Ran        []string // the engines that ran (EngineCohort, ...)
 	Cases      []PeerCase
 	Engines    []EngineStats
 	Generation time.Duration // one walk of the data, generation alone
 	PGURL      string        // where PostgreSQL ran (no password)
+	// Where and when each part ran: the machine and its load averages,
+	// one line per run merged (filled by the caller).
+	Notes []RunNote
+}
+
+// RunNote says where one run of some engines was made.
+type RunNote struct {
+	Engines []string
+	Machine string
+	LoadAvg string // at the start and the end
+}
+
+// Has tells whether the engine ran.
+func (r *PeersResult) Has(engine string) bool { return slices.Contains(r.Ran, engine) }
+
+// CheckSizes returns a *SizeMismatchError listing the conditions whose
+// sizes differ between the engines that ran, or nil.
+func (r *PeersResult) CheckSizes() error {
+	var bad []PeerCase
+	for _, c := range r.Cases {
+		var sizes []uint64
+		if r.Has(EngineCohort) {
+			sizes = append(sizes, c.CohortSize)
+		}
+		if r.Has(EnginePostgres) {
+			sizes = append(sizes, c.PGSize)
+		}
+		if r.Has(EngineDuckDB) {
+			sizes = append(sizes, c.DuckSize)
+		}
+		for _, n := range sizes {
+			if n != sizes[0] {
+				bad = append(bad, c)
+				break
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return &SizeMismatchError{Cases: bad}
+	}
+	return nil
+}
+
+func sameData(a, b Data) bool {
+	return a.Profiles == b.Profiles && a.Events == b.Events && a.Seed == b.Seed && a.At().Equal(b.At()) &&
+		a.gen().Days == b.gen().Days && a.InOrder == b.InOrder
+}
+
+// MergePeers combines runs of the same data set and suite that ran
+// different engines into one result, and checks its sizes (the error is
+// then a *SizeMismatchError; the result is still returned).
+func MergePeers(parts []*PeersResult) (*PeersResult, error) {
+	if len(parts) == 0 {
+		return nil, errors.New("no results to merge")
+	}
+	out := &PeersResult{Data: parts[0].Data, Runs: parts[0].Runs, Generation: parts[0].Generation}
+	out.Cases = make([]PeerCase, len(parts[0].Cases))
+	for i, c := range parts[0].Cases {
+		out.Cases[i] = PeerCase{Name: c.Name, Leaves: c.Leaves}
+	}
+	for k, p := range parts {
+		if !sameData(p.Data, out.Data) {
+			return nil, fmt.Errorf("result %d is of another data set (%+v, not %+v)", k+1, p.Data, out.Data)
+		}
+		if len(p.Cases) != len(out.Cases) {
+			return nil, fmt.Errorf("result %d has %d conditions, result 1 %d", k+1, len(p.Cases), len(out.Cases))
+		}
+		for _, e := range p.Ran {
+			if out.Has(e) {
+				return nil, fmt.Errorf("result %d ran %s again", k+1, e)
+			}
+			out.Ran = append(out.Ran, e)
+		}
+		for i, c := range p.Cases {
+			o := &out.Cases[i]
+			if c.Name != o.Name {
+				return nil, fmt.Errorf("result %d: condition %d is %s, in result 1 %s", k+1, i+1, c.Name, o.Name)
+			}
+			if p.Has(EngineCohort) {
+				o.CohortSize, o.Cohort, o.CohortRuns = c.CohortSize, c.Cohort, c.CohortRuns
+			}
+			if p.Has(EnginePostgres) {
+				o.PGSize, o.PG, o.PGRuns, o.PGQuery = c.PGSize, c.PG, c.PGRuns, c.PGQuery
+			}
+			if p.Has(EngineDuckDB) {
+				o.DuckSize, o.Duck, o.DuckRuns, o.DuckQuery = c.DuckSize, c.Duck, c.DuckRuns, c.DuckQuery
+			}
+		}
+		out.Engines = append(out.Engines, p.Engines...)
+		if p.PGURL != "" {
+			out.PGURL = p.PGURL
+		}
+		out.Notes = append(out.Notes, p.Notes...)
+	}
+	return out, out.CheckSizes()
 }
 
 // SizeMismatchError lists the conditions whose sizes differ between the
@@ -104,7 +218,8 @@ func RunPeers(ctx context.Context, o PeersOptions) (res *PeersResult, err error)
 		}
 	}
 	now := o.Data.At()
-	res = &PeersResult{}
+	want := func(e string) bool { return o.Engines == nil || o.Engines[e] }
+	res = &PeersResult{Data: o.Data, Runs: o.Runs}
 	referenced := map[string]bool{}
 	for _, c := range o.Suite {
 		for _, r := range c.Node.SegmentRefs() {
@@ -127,17 +242,34 @@ func RunPeers(ctx context.Context, o PeersOptions) (res *PeersResult, err error)
 	res.Generation = time.Since(t)
 	fmt.Fprintf(o.Log, "peers: generating the data set alone takes %s\n", res.Generation.Round(time.Millisecond))
 
-	// Cohort.
-	if err := runCohortSide(ctx, o, now, cases, res); err != nil {
-		return nil, err
+	res.Cases = cases
+	if want(EngineCohort) {
+		if err := runCohortSide(ctx, o, now, cases, res); err != nil {
+			return nil, err
+		}
+		res.Ran = append(res.Ran, EngineCohort)
 	}
+	if want(EnginePostgres) {
+		if err := runPostgresSide(ctx, o, now, cases, referenced, res); err != nil {
+			return nil, err
+		}
+		res.Ran = append(res.Ran, EnginePostgres)
+	}
+	if want(EngineDuckDB) {
+		if err := runDuckSide(ctx, o, now, cases, referenced, res); err != nil {
+			return nil, err
+		}
+		res.Ran = append(res.Ran, EngineDuckDB)
+	}
+	return res, res.CheckSizes()
+}
 
-	// PostgreSQL.
+func runPostgresSide(ctx context.Context, o PeersOptions, now time.Time, cases []PeerCase, referenced map[string]bool, res *PeersResult) (err error) {
 	url := o.PGURL
 	if url == "" {
 		srv, err := StartPostgres(ctx, o.PGTuning, o.Log)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer func() {
 			if serr := srv.Stop(ctx); serr != nil {
@@ -149,44 +281,29 @@ func RunPeers(ctx context.Context, o PeersOptions) (res *PeersResult, err error)
 	res.PGURL = redactURL(url)
 	pg, err := openPG(ctx, url)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer pg.close(ctx)
 	if err := runSQLSide(ctx, o, now, pg, cases, referenced, res); err != nil {
-		return nil, err
+		return err
 	}
-	if err := pg.drop(ctx); err != nil {
-		return nil, err
-	}
+	return pg.drop(ctx)
+}
 
-	// DuckDB.
+func runDuckSide(ctx context.Context, o PeersOptions, now time.Time, cases []PeerCase, referenced map[string]bool, res *PeersResult) (err error) {
 	dir := o.Dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "cohort-duckdb-"); err != nil {
-			return nil, fmt.Errorf("duckdb temp dir: %w", err)
+			return fmt.Errorf("duckdb temp dir: %w", err)
 		}
 		defer os.RemoveAll(dir)
 	}
 	duck, err := openDuck(ctx, dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer duck.close()
-	if err := runSQLSide(ctx, o, now, duck, cases, referenced, res); err != nil {
-		return nil, err
-	}
-
-	var bad []PeerCase
-	for _, c := range cases {
-		if c.PGSize != c.CohortSize || c.DuckSize != c.CohortSize {
-			bad = append(bad, c)
-		}
-	}
-	res.Cases = cases
-	if len(bad) > 0 {
-		return res, &SizeMismatchError{Cases: bad}
-	}
-	return res, nil
+	return runSQLSide(ctx, o, now, duck, cases, referenced, res)
 }
 
 func ratio(peer, cohort time.Duration) float64 {
