@@ -313,10 +313,14 @@ func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch
 		// Stage the block's qualifying events as number<<32 | value id
 		// (sequential work), then count them (random access by number).
 		stage = stage[:0]
+		// A block wholly inside the window needs no timestamp read.
+		inside := bl.min >= lo && bl.max <= hi
 	events:
 		for i := start; i < end; i++ {
-			if t := col.ts[i]; t < lo || t > hi {
-				continue
+			if !inside {
+				if t := col.ts[i]; t < lo || t > hi {
+					continue
+				}
 			}
 			for _, f := range filters {
 				if !f.ok[f.buf[i-start]] {
