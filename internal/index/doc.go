@@ -12,6 +12,9 @@
 //     profile number, timestamp, and one dictionary-encoded column per
 //     property path, with per-block time bounds so windows skip blocks.
 //
+// An event scan counts qualifying events into dense per-profile arrays,
+// partitioned by profile range when those outgrow the cache (accum.go).
+//
 // Events stay under the profile number they were recorded with; merged
 // numbers map to their root at evaluation time, and deleted numbers are
 // skipped. An Index is safe for concurrent use: the change feed writes
