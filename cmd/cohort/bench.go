@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cohortdb/cohort/internal/bench"
 	"github.com/cohortdb/cohort/internal/config"
 	"github.com/cohortdb/cohort/internal/server"
 )
@@ -209,9 +210,9 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		}
 		rep.profile, rep.trace = o.cpuprofile, o.trace
 		m0, rep.metricsE = scrapeMetrics(ctx, client, base+"/metrics")
-		rep.cpu0 = readCPUTimes()
+		rep.cpu0 = bench.ReadCPUTimes()
 		sleepUntil(ctx, we)
-		rep.cpu1 = readCPUTimes()
+		rep.cpu1 = bench.ReadCPUTimes()
 		if err := stopProfiles(); err != nil {
 			fmt.Fprintf(stderr, "bench: %v\n", err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"bufio"
 	"context"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cohortdb/cohort/internal/bench"
 )
 
 // benchStats summarises a run's measured window.
@@ -161,57 +164,6 @@ func diffMetrics(a, b metricsSnapshot) serverView {
 	}
 }
 
-// cpuModel is the processor's name from /proc/cpuinfo, when there is one.
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "model name", "Hardware", "cpu model", "uarch":
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-// cpuTimes is the machine-wide CPU time from /proc/stat, in seconds.
-type cpuTimes struct {
-	busy, iowait, steal float64
-	ok                  bool
-}
-
-// readCPUTimes reads the "cpu" line of /proc/stat (Linux; elsewhere ok is
-// false).
-func readCPUTimes() cpuTimes {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return cpuTimes{}
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return cpuTimes{}
-	}
-	var v [8]float64
-	for i := range v {
-		n, err := strconv.ParseFloat(f[i+1], 64)
-		if err != nil {
-			return cpuTimes{}
-		}
-		v[i] = n / 100 // USER_HZ
-	}
-	// user nice system idle iowait irq softirq steal
-	return cpuTimes{busy: v[0] + v[1] + v[2] + v[5] + v[6], iowait: v[4], steal: v[7], ok: true}
-}
-
 // loadAverage is the 1-minute load average, or "" when unknown.
 func loadAverage() string {
 	data, err := os.ReadFile("/proc/loadavg")
@@ -236,7 +188,7 @@ type benchReport struct {
 	profile string
 	trace   string
 	// Machine-wide CPU over the window, and the load average before the run.
-	cpu0, cpu1 cpuTimes
+	cpu0, cpu1 bench.CPUTimes
 	loadavg    string
 	// The in-process server's warnings over the whole run, counted.
 	warnings []string
@@ -253,7 +205,7 @@ func (r *benchReport) print(out io.Writer) {
 	}
 	fmt.Fprintf(out, "cohort bench ingest\n")
 	fmt.Fprintf(out, "  machine      %d CPUs (GOMAXPROCS %d), %s/%s, %s, %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cpuModel(), runtime.Version())
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cmp.Or(bench.ThisMachine().CPU, "unknown CPU"), runtime.Version())
 	if r.loadavg != "" {
 		fmt.Fprintf(out, "               load average %s before the run\n", r.loadavg)
 	}
@@ -313,15 +265,15 @@ func (r *benchReport) print(out io.Writer) {
 			}
 			fmt.Fprintf(out, "    CPU        %.2f cores used by the %s, of %d\n", sv.cpuSec/secs, who, runtime.NumCPU())
 		}
-		if sv.haveCPU && r.cpu0.ok && r.cpu1.ok {
-			all := (r.cpu1.busy - r.cpu0.busy) / secs
+		if sv.haveCPU && r.cpu0.OK && r.cpu1.OK {
+			all := (r.cpu1.Busy - r.cpu0.Busy) / secs
 			others := max(0, all-sv.cpuSec/secs)
 			who := "other processes"
 			if !r.inProc {
 				who = "other processes (this load generator included, if on the same machine)"
 			}
 			fmt.Fprintf(out, "    machine    %.2f cores busy in all, %.2f of them by %s; iowait %.2f, steal %.2f\n",
-				all, others, who, (r.cpu1.iowait-r.cpu0.iowait)/secs, (r.cpu1.steal-r.cpu0.steal)/secs)
+				all, others, who, (r.cpu1.IOWait-r.cpu0.IOWait)/secs, (r.cpu1.Steal-r.cpu0.Steal)/secs)
 			if r.inProc && others > 0.1 {
 				fmt.Fprintf(out, "               (the measurement competed with other work on this machine)\n")
 			}

@@ -413,7 +413,7 @@ func RunRealtime(ctx context.Context, o RealtimeOptions) (*RealtimeResult, error
 		})
 	}
 	var m0, m1 RTProm
-	var cpu0, cpu1 rtCPU
+	var cpu0, cpu1 CPUTimes
 	var stopProfile func()
 	if rtSleepUntil(ctx, wStart) == nil {
 		if o.CPUProfile != "" {
@@ -434,9 +434,9 @@ func RunRealtime(ctx context.Context, o RealtimeOptions) (*RealtimeResult, error
 		if err != nil {
 			say("warning: %v", err)
 		}
-		cpu0 = rtReadCPU()
+		cpu0 = ReadCPUTimes()
 		rtSleepUntil(ctx, wEnd)
-		cpu1 = rtReadCPU()
+		cpu1 = ReadCPUTimes()
 		if stopProfile != nil {
 			stopProfile()
 		}
@@ -504,11 +504,11 @@ func RunRealtime(ctx context.Context, o RealtimeOptions) (*RealtimeResult, error
 		res.RSS = m1["process_resident_memory_bytes"]
 		res.GCCycles = d("go_gc_duration_seconds_count")
 	}
-	if cpu0.ok && cpu1.ok {
+	if cpu0.OK && cpu1.OK {
 		secs := o.Duration.Seconds()
-		res.MachineCPU = (cpu1.busy - cpu0.busy) / secs
-		res.IOWait = (cpu1.iowait - cpu0.iowait) / secs
-		res.Steal = (cpu1.steal - cpu0.steal) / secs
+		res.MachineCPU = (cpu1.Busy - cpu0.Busy) / secs
+		res.IOWait = (cpu1.IOWait - cpu0.IOWait) / secs
+		res.Steal = (cpu1.Steal - cpu0.Steal) / secs
 	}
 
 	// End to end: each event/trait change is matched to the latest request

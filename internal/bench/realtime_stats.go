@@ -347,32 +347,6 @@ func rtParseUTC(b []byte) (int64, bool) {
 	return time.Date(y, time.Month(mo), d, h, mi, s, ns, time.UTC).UnixNano(), true
 }
 
-// rtCPU is machine-wide CPU time from /proc/stat, in seconds.
-type rtCPU struct {
-	busy, iowait, steal float64
-	ok                  bool
-}
-
-func rtReadCPU() rtCPU {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return rtCPU{}
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return rtCPU{}
-	}
-	var v [8]float64
-	for i := range v {
-		n, err := strconv.ParseFloat(f[i+1], 64)
-		if err != nil {
-			return rtCPU{}
-		}
-		v[i] = n / 100
-	}
-	return rtCPU{busy: v[0] + v[1] + v[2] + v[5] + v[6], iowait: v[4], steal: v[7], ok: true}
-}
 
 func rtLoadAvg() string {
 	data, err := os.ReadFile("/proc/loadavg")
