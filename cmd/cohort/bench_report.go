@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -166,11 +165,7 @@ func diffMetrics(a, b metricsSnapshot) serverView {
 
 // loadAverage is the 1-minute load average, or "" when unknown.
 func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(data))
+	f := strings.Fields(bench.LoadAvg())
 	if len(f) == 0 {
 		return ""
 	}

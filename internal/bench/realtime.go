@@ -168,7 +168,7 @@ func RunRealtime(ctx context.Context, o RealtimeOptions) (*RealtimeResult, error
 	if o.Drain == 0 {
 		o.Drain = 3 * time.Second
 	}
-	res := &RealtimeResult{Opts: o, Machine: ThisMachine(), LoadAvg: rtLoadAvg(), SegmentKinds: map[string]int{},
+	res := &RealtimeResult{Opts: o, Machine: ThisMachine(), LoadAvg: LoadAvg(), SegmentKinds: map[string]int{},
 		Failures: map[string]int{}, FailureExample: map[string]string{}, ChangesByReason: map[string]int{}}
 	say := func(f string, a ...any) { fmt.Fprintf(o.Progress, "bench realtime: "+f+"\n", a...) }
 

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -345,17 +344,4 @@ func rtParseUTC(b []byte) (int64, bool) {
 		ns = f
 	}
 	return time.Date(y, time.Month(mo), d, h, mi, s, ns, time.UTC).UnixNano(), true
-}
-
-
-func rtLoadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }
