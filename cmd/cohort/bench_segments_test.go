@@ -15,10 +15,13 @@ func TestBenchSegmentsFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.data.Profiles != 10 || o.data.Events != 20 || o.runs != 2 || o.cpuprofile != "x.prof" {
-		t.Fatalf("parsed %+v", o)
+	if o.data.Profiles != 10 || o.data.Events != 20 || o.runs != 2 || o.cpuprofile != "x.prof" || !o.data.InOrder {
+		t.Fatalf("parsed %+v (events arrive in order by default)", o)
 	}
-	for _, bad := range [][]string{{"--profiles", "0"}, {"--runs", "0"}, {"--events", "-1"}, {"extra"}} {
+	if o, err := parseSegmentsFlags([]string{"--arrival", "random"}, io.Discard); err != nil || o.data.InOrder {
+		t.Errorf("--arrival random: %+v %v", o.data, err)
+	}
+	for _, bad := range [][]string{{"--profiles", "0"}, {"--runs", "0"}, {"--events", "-1"}, {"extra"}, {"--arrival", "sorted"}} {
 		if _, err := parseSegmentsFlags(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
