@@ -24,7 +24,8 @@ type Config struct {
 	Days int
 	// InOrder makes events arrive in timestamp order, each up to an hour
 	// late, as a live stream does: event i of Events is stamped at its
-	// share of the period, less a random lateness. Otherwise timestamps
+	// share of the period, less a random lateness (one event in eight is
+	// then truncated to the hour, in either order). Otherwise timestamps
 	// are uniform over the period in random order (every event arrives
 	// out of order, the worst case for time-bounded storage).
 	InOrder bool
