@@ -20,6 +20,16 @@ const defaultPartBytes = 256 << 10
 // maxParts bounds the partitions (each is a write stream).
 const maxParts = 512
 
+// SetScanParallel sets how many workers one event scan may use and from how
+// many events (of the blocks its window meets) it splits; the default is
+// GOMAXPROCS, at most 4, from 1<<20 events. Each worker has its own scan
+// state, merged at the end.
+func (x *Index) SetScanParallel(workers, minEvents int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.scanWorkers, x.scanMinEvents = max(workers, 1), max(minEvents, 1)
+}
+
 // SetScanCacheBytes sets the per-profile scan state that one partition of
 // an event scan covers (default 256 KiB, a core's L2 cache); scans over
 // more than 32 times that are partitioned. Tests set it small so that

@@ -103,13 +103,16 @@ type scratch struct {
 	// Numeric aggregates: the sum, the number of numeric values, min, max.
 	cells []aggCell
 	// distinct: number<<32 | value id, then the count per number.
-	pairs []uint64
-	mask  []uint64 // distinct over at most 64 values: a bit per value id
-	dcnt  []uint32
-	dense []uint64   // bitmapOf's bit set, all zero between uses
-	stage []uint64   // a block's qualifying events (number<<32 | value id)
-	parts [][]uint64 // accum's partition buffers, empty between uses
-	size  int        // the scan's profile numbers: the arrays' used length
+	pairs  []uint64
+	mask   []uint64 // distinct over at most 64 values: a bit per value id
+	dcnt   []uint32
+	dense  []uint64   // bitmapOf's bit set, all zero between uses
+	stage  []uint64   // a block's qualifying events (number<<32 | value id)
+	parts  [][]uint64 // accum's partition buffers, empty between uses
+	size   int        // the scan's profile numbers: the arrays' used length
+	blocks []int32    // the blocks a scan reads
+	fbuf   [][]uint32 // per where-predicate, a block's value ids
+	abuf   []uint32   // a block's aggregate value ids
 }
 
 // aggCell is one number's numeric aggregate, in one place so that an
@@ -169,6 +172,48 @@ func putScratch(s *scratch) {
 // touched ones.
 func (s *scratch) sweep() bool { return len(s.touched) > s.size/32 }
 
+// prepare sizes the arrays the aggregate needs besides the counts.
+func (s *scratch) prepare(size int, agg *condition.Agg, masked bool) {
+	switch {
+	case agg == nil:
+	case agg.Fn == condition.FnDistinct:
+		s.dcnt = grow(s.dcnt, size)
+		if masked {
+			s.mask = grow(s.mask, size)
+		}
+	default:
+		s.cells = grow(s.cells, size)
+	}
+}
+
+// merge adds another worker's counts and aggregates of the same scan.
+func (s *scratch) merge(o *scratch, mode accMode) {
+	add := func(num uint32) {
+		if s.cnt[num] == 0 {
+			s.touched = append(s.touched, num)
+		}
+		s.cnt[num] += o.cnt[num]
+		switch mode {
+		case accCells:
+			s.cells[num].merge(&o.cells[num])
+		case accMask:
+			s.mask[num] |= o.mask[num]
+		}
+	}
+	if o.sweep() {
+		for num, c := range o.cnt[:o.size] {
+			if c != 0 {
+				add(uint32(num))
+			}
+		}
+	} else {
+		for _, num := range o.touched {
+			add(num)
+		}
+	}
+	s.pairs = append(s.pairs, o.pairs...)
+}
+
 // clear zeroes number n's state.
 func (s *scratch) clear(n uint32) {
 	s.cnt[n] = 0
@@ -210,69 +255,55 @@ func (s *scratch) result(fn condition.AggFn, root uint32) (float64, bool) {
 
 // scan runs over col's qualifying events and leaves in s, for every live
 // root profile with at least one, its count and aggregate (s.touched
-// lists those roots).
+// lists those roots). A scan over many events is split into contiguous
+// runs of blocks counted by parallel workers into scratches of their own,
+// then merged into s.
 func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch) {
-	lo, hi := x.retainFrom, int64(1<<63-1)
+	p := scanPlan{col: col, lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes}
 	switch n.Window.Kind {
 	case condition.WindowLast:
-		lo = max(lo, now.Add(-n.Window.Last).UnixNano()+1)
-		hi = now.UnixNano()
+		p.lo = max(p.lo, now.Add(-n.Window.Last).UnixNano()+1)
+		p.hi = now.UnixNano()
 	case condition.WindowRange:
-		lo = max(lo, n.Window.From.UnixNano())
-		hi = n.Window.To.UnixNano()
+		p.lo = max(p.lo, n.Window.From.UnixNano())
+		p.hi = n.Window.To.UnixNano()
 	}
-	size := int(x.maxNum)
-	s.size = size
-	s.cnt = grow(s.cnt, size)
+	s.size = p.size
+	s.cnt = grow(s.cnt, p.size)
 	// Each where-predicate, decided once per distinct value of its column.
-	type filter struct {
-		ids *idCol
-		ok  []bool
-		buf []uint32 // the block's ids, decoded
-	}
-	filters := make([]filter, 0, len(n.Where))
 	for i := range n.Where {
-		p := &n.Where[i]
-		pc := col.props[p.Property]
+		w := &n.Where[i]
+		pc := col.props[w.Property]
 		if pc == nil {
-			if !p.Match(nil, false, now) {
+			if !w.Match(nil, false, now) {
 				return // no event can qualify
 			}
 			continue
 		}
 		ok := make([]bool, len(pc.dict))
-		ok[0] = p.Match(nil, false, now)
+		ok[0] = w.Match(nil, false, now)
 		for id := 1; id < len(pc.dict); id++ {
-			ok[id] = p.Match(pc.dict[id], true, now)
+			ok[id] = w.Match(pc.dict[id], true, now)
 		}
-		filters = append(filters, filter{&pc.ids, ok, make([]uint32, blockSize)})
+		p.filters = append(p.filters, filterPlan{&pc.ids, ok})
 	}
 	// The aggregate's column, with each value's number decided once.
 	agg := n.Aggregate
-	var aggIDs *idCol
-	var aggBuf []uint32
-	var nums []float64 // value id → number; NaN: not a number
 	distinct := agg != nil && agg.Fn == condition.FnDistinct
 	masked := false // distinct by bit masks rather than sorted pairs
 	if agg != nil {
-		if distinct {
-			s.dcnt = grow(s.dcnt, size)
-			if pc := col.props[agg.Property]; pc == nil || len(pc.dict) <= 64 {
-				masked = true
-				s.mask = grow(s.mask, size)
-			}
-		} else {
-			s.cells = grow(s.cells, size)
+		if pc := col.props[agg.Property]; distinct && (pc == nil || len(pc.dict) <= 64) {
+			masked = true
 		}
 		if pc := col.props[agg.Property]; pc != nil {
-			aggIDs, aggBuf = &pc.ids, make([]uint32, blockSize)
-			nums = make([]float64, len(pc.dict))
-			nums[0] = math.NaN()
+			p.aggIDs = &pc.ids
+			p.nums = make([]float64, len(pc.dict))
+			p.nums[0] = math.NaN()
 			for id := 1; id < len(pc.dict); id++ {
 				v := pc.dict[id]
 				if distinct {
 					if v == nil {
-						nums[id] = math.NaN() // null is no value
+						p.nums[id] = math.NaN() // null is no value
 					}
 					continue
 				}
@@ -280,63 +311,55 @@ func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch
 				if !ok || math.IsNaN(f) {
 					f = math.NaN()
 				}
-				nums[id] = f
+				p.nums[id] = f
 			}
 		}
 	}
-
-	a := accum{s: s, nums: nums, bytes: x.partBytes}
 	switch {
-	case aggIDs == nil:
-		a.mode = accCount
+	case p.aggIDs == nil:
+		p.mode = accCount
 	case masked:
-		a.mode = accMask
+		p.mode = accMask
 	case distinct:
-		a.mode = accPairs
+		p.mode = accPairs
 	default:
-		a.mode = accCells
+		p.mode = accCells
 	}
-	a.partition(size)
-	stage := s.stage[:0]
+	s.prepare(p.size, agg, masked)
+
+	// The blocks whose time bounds meet the window.
+	blocks := s.blocks[:0]
 	for b, bl := range col.blocks {
-		if bl.max < lo || bl.min > hi {
-			continue
+		if bl.max >= p.lo && bl.min <= p.hi {
+			blocks = append(blocks, int32(b))
 		}
-		start, end := b*blockSize, min((b+1)*blockSize, len(col.prof))
-		for k := range filters {
-			filters[k].buf = filters[k].ids.decode(filters[k].buf, start, end)
-		}
-		var aggBlock []uint32
-		if aggIDs != nil {
-			aggBlock = aggIDs.decode(aggBuf, start, end)
-		}
-		// Stage the block's qualifying events as number<<32 | value id
-		// (sequential work), then count them (random access by number).
-		stage = stage[:0]
-		// A block wholly inside the window needs no timestamp read.
-		inside := bl.min >= lo && bl.max <= hi
-	events:
-		for i := start; i < end; i++ {
-			if !inside {
-				if t := col.ts[i]; t < lo || t > hi {
-					continue
-				}
-			}
-			for _, f := range filters {
-				if !f.ok[f.buf[i-start]] {
-					continue events
-				}
-			}
-			e := uint64(col.prof[i]) << 32
-			if aggBlock != nil {
-				e |= uint64(aggBlock[i-start])
-			}
-			stage = append(stage, e)
-		}
-		a.add(stage)
 	}
-	s.stage = stage
-	a.flush()
+	s.blocks = blocks
+	workers := 1
+	if x.scanWorkers > 1 && len(blocks)*blockSize >= x.scanMinEvents {
+		workers = min(x.scanWorkers, len(blocks))
+	}
+	if workers == 1 {
+		p.scanBlocks(s, blocks)
+	} else {
+		parts := make([]*scratch, workers)
+		var wg sync.WaitGroup
+		for w := 1; w < workers; w++ {
+			o := getScratch()
+			o.size = p.size
+			o.cnt = grow(o.cnt, p.size)
+			o.prepare(p.size, agg, masked)
+			parts[w] = o
+			from, to := len(blocks)*w/workers, len(blocks)*(w+1)/workers
+			wg.Go(func() { p.scanBlocks(o, blocks[from:to]) })
+		}
+		p.scanBlocks(s, blocks[:len(blocks)/workers])
+		wg.Wait()
+		for _, o := range parts[1:] {
+			s.merge(o, p.mode)
+			putScratch(o)
+		}
+	}
 	x.toRoots(s, agg, masked)
 	if masked {
 		for _, n := range s.touched {
@@ -352,6 +375,72 @@ func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch
 			}
 		}
 	}
+}
+
+// scanPlan is what every worker of one scan shares, read only.
+type scanPlan struct {
+	col     *eventCol
+	lo, hi  int64 // the window, inclusive, in Unix nanoseconds
+	size    int   // profile numbers
+	bytes   int   // Index.partBytes
+	filters []filterPlan
+	aggIDs  *idCol    // the aggregate's column, or nil
+	nums    []float64 // aggregate value id → number; NaN: not one
+	mode    accMode
+}
+
+// filterPlan is one where-predicate, decided per value id of its column.
+type filterPlan struct {
+	ids *idCol
+	ok  []bool
+}
+
+// scanBlocks counts the qualifying events of the given blocks into s.
+func (p *scanPlan) scanBlocks(s *scratch, blocks []int32) {
+	a := accum{s: s, nums: p.nums, bytes: p.bytes, mode: p.mode}
+	a.partition(p.size)
+	s.fbuf = grow(s.fbuf, len(p.filters))
+	bufs := s.fbuf[:len(p.filters)]
+	stage := s.stage[:0]
+	col := p.col
+	for _, b := range blocks {
+		bl := col.blocks[b]
+		start, end := int(b)*blockSize, min(int(b+1)*blockSize, len(col.prof))
+		for k, f := range p.filters {
+			bufs[k] = f.ids.decode(grow(bufs[k], blockSize), start, end)
+		}
+		var aggBlock []uint32
+		if p.aggIDs != nil {
+			s.abuf = p.aggIDs.decode(grow(s.abuf, blockSize), start, end)
+			aggBlock = s.abuf
+		}
+		// Stage the block's qualifying events as number<<32 | value id
+		// (sequential work), then count them (random access by number).
+		stage = stage[:0]
+		// A block wholly inside the window needs no timestamp read.
+		inside := bl.min >= p.lo && bl.max <= p.hi
+	events:
+		for i := start; i < end; i++ {
+			if !inside {
+				if t := col.ts[i]; t < p.lo || t > p.hi {
+					continue
+				}
+			}
+			for k, f := range p.filters {
+				if !f.ok[bufs[k][i-start]] {
+					continue events
+				}
+			}
+			e := uint64(col.prof[i]) << 32
+			if aggBlock != nil {
+				e |= uint64(aggBlock[i-start])
+			}
+			stage = append(stage, e)
+		}
+		a.add(stage)
+	}
+	s.stage = stage
+	a.flush()
 }
 
 // toRoots moves the state of numbers merged into others onto their live

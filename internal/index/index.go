@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -44,6 +45,8 @@ type Index struct {
 	gen        uint64    // counts Apply calls
 	pathBuf    []pathVal // addEvent's scratch (the writer's)
 	partBytes  int       // see SetScanCacheBytes; 0: the default
+	// See SetScanParallel.
+	scanWorkers, scanMinEvents int
 }
 
 type traitIdx struct {
@@ -142,6 +145,7 @@ func New() *Index {
 	return &Index{
 		all: roaring.New(), parent: map[uint32]uint32{}, kids: map[uint32][]uint32{}, ids: map[uint32]string{}, merged: roaring.New(), deleted: roaring.New(),
 		traits: map[string]*traitIdx{}, events: map[string]*eventCol{}, retainFrom: math.MinInt64,
+		scanWorkers: min(runtime.GOMAXPROCS(0), 4), scanMinEvents: 1 << 20,
 	}
 }
 

@@ -12,9 +12,9 @@ import (
 )
 
 // BenchmarkEventScan measures one event leaf over a column of uniformly
-// spread events, with the scan's counting partitioned by profile range
-// (the default at scale) and not (a cache size so large that it never
-// partitions): the ratio is what the partitioning buys.
+// spread events: counted directly, partitioned by profile range (the
+// default at scale), and partitioned with the blocks split over two
+// workers. The ratios are what partitioning and workers buy.
 //
 //	go test -run XXX -bench EventScan -benchtime 10x ./internal/index/
 func BenchmarkEventScan(b *testing.B) {
@@ -31,14 +31,14 @@ func BenchmarkEventScan(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, part := range []bool{true, false} {
-				name := fmt.Sprintf("profiles=%d/%s/partitioned=%v", profiles, c.name, part)
-				b.Run(name, func(b *testing.B) {
-					if part {
-						x.SetScanCacheBytes(256 << 10)
-					} else {
-						x.SetScanCacheBytes(1 << 40)
-					}
+			for _, v := range []struct {
+				name       string
+				cacheBytes int // 1<<40: never partitioned
+				workers    int
+			}{{"direct", 1 << 40, 1}, {"partitioned", 256 << 10, 1}, {"partitioned-2workers", 256 << 10, 2}} {
+				b.Run(fmt.Sprintf("profiles=%d/%s/%s", profiles, c.name, v.name), func(b *testing.B) {
+					x.SetScanCacheBytes(v.cacheBytes)
+					x.SetScanParallel(v.workers, 1<<20)
 					x.RLock()
 					defer x.RUnlock()
 					var size uint64

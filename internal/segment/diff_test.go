@@ -329,8 +329,10 @@ func TestDifferentialAgainstOracle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The loaded index counts event scans in partitions of 4 profiles and
-	// buffers of 4 events, as a large workspace does at scale.
+	// buffers of 8 events, as a large workspace does at scale,
 	loaded.SetScanCacheBytes(16)
+	// and splits every scan over up to three workers.
+	loaded.SetScanParallel(3, 1)
 	refs := map[string]*roaring.Bitmap{"s1": roaring.New(), "s2": roaring.New()}
 	for _, p := range raw {
 		if p.num%3 == 0 {
