@@ -225,10 +225,13 @@ func printPeers(w io.Writer, o peersOpts, res *bench.PeersResult, m bench.Machin
 		fmt.Fprintf(w, "median condition: PostgreSQL ÷ Cohort %s, DuckDB ÷ Cohort %s (medians of the per-condition ratios)\n", fmtRatioOf(pgR, medianF), fmtRatioOf(dkR, medianF))
 		fmt.Fprintf(w, "smallest ratio:   PostgreSQL ÷ Cohort %s, DuckDB ÷ Cohort %s\n", fmtRatioOf(pgR, slices.Min), fmtRatioOf(dkR, slices.Min))
 	}
-	if len(slower) > 0 {
+	switch {
+	case len(slower) > 0:
 		fmt.Fprintf(w, "Cohort is slower than a peer on: %v\n", slower)
-	} else {
+	case len(pgR) > 0 && len(dkR) > 0:
 		fmt.Fprintln(w, "Cohort is faster than both peers on every condition")
+	case len(pgR)+len(dkR) > 0:
+		fmt.Fprintln(w, "Cohort is faster than the peer that ran on every condition")
 	}
 	fmt.Fprintf(w, "\ngenerating the data set alone: %s (included in every load below)\n\n", res.Generation.Round(time.Millisecond))
 	fmt.Fprintln(w, "| engine | load | memory | disk | notes |")
