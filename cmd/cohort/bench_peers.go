@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -134,7 +135,7 @@ func benchPeers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Dir: o.dir, Batch: o.batch, Suite: suite, Log: stderr, Engines: o.engines,
 	})
 	if res != nil && res.Cases != nil {
-		res.Notes = append(res.Notes, bench.RunNote{Engines: res.Ran, Machine: bench.ThisMachine().String(),
+		res.Notes = append(res.Notes, bench.RunNote{Engines: res.Ran, Machine: bench.ThisMachine().String(), Build: "cohort " + versionString(),
 			LoadAvg: fmt.Sprintf("at the start %s, at the end %s", load0, bench.LoadAvg())})
 		printPeers(stdout, o, res, bench.ThisMachine())
 		if o.save != "" {
@@ -179,7 +180,7 @@ func printPeers(w io.Writer, o peersOpts, res *bench.PeersResult, m bench.Machin
 		fmt.Fprintf(w, "machine: %s\n", m)
 	}
 	for _, n := range res.Notes {
-		fmt.Fprintf(w, "%s ran on %s; load average (1, 5, 15 min) %s\n", strings.Join(n.Engines, ", "), n.Machine, n.LoadAvg)
+		fmt.Fprintf(w, "%s ran on %s with %s; load average (1, 5, 15 min) %s\n", strings.Join(n.Engines, ", "), n.Machine, cmp.Or(n.Build, "an unrecorded build"), n.LoadAvg)
 	}
 	for _, e := range res.Engines {
 		fmt.Fprintf(w, "%-10s %s\n", e.Engine+":", e.Version)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/cohortdb/cohort/internal/config"
@@ -44,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		err = benchCmd(args[1:], stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "cohort", version)
+		fmt.Fprintln(stdout, "cohort", versionString())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -62,6 +63,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 const version = "0.1.0"
+
+// versionString is the version and, when the binary was built from a git
+// checkout, the commit it was built from ("+dirty" with local changes).
+func versionString() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	var rev string
+	var dirty bool
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	rev = rev[:min(12, len(rev))]
+	if dirty {
+		rev += "+dirty"
+	}
+	return version + " (" + rev + ")"
+}
 
 // loadConfig reads --config (if any) and applies flags and environment.
 func loadConfig(fs *flag.FlagSet, args []string) (config.Config, error) {

@@ -97,6 +97,7 @@ type PeersResult struct {
 type RunNote struct {
 	Engines []string
 	Machine string
+	Build   string // the binary's version and commit
 	LoadAvg string // at the start and the end
 }
 
