@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// TestFormatVersion: a new store records this build's format version; a
+// store of another version is refused with a sentence naming both.
+func TestFormatVersion(t *testing.T) {
+	fs := vfs.NewMem()
+	s, err := Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok, err := Get(s.DB(), formatKey)
+	if err != nil || !ok || binary.BigEndian.Uint32(v) != FormatVersion {
+		t.Fatalf("format version %x %v %v", v, ok, err)
+	}
+	if err := s.DB().Set(formatKey, binary.BigEndian.AppendUint32(nil, FormatVersion+1), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open("db", Options{FS: fs})
+	if err == nil || !strings.Contains(err.Error(), "format version") {
+		t.Fatalf("a store of another format version opened: %v", err)
+	}
+}
+
+// TestProfileEventsOrder: one profile's events come back day by day in
+// time order (before 1970 too), other profiles' and other workspaces'
+// events are not mixed in, and a profile's events survive the retention
+// of other days.
+func TestProfileEventsOrder(t *testing.T) {
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	times := []time.Time{
+		time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC),
+		time.Date(2026, 5, 1, 10, 0, 0, 5, time.UTC),
+		time.Date(2026, 5, 1, 10, 0, 0, 6, time.UTC),
+		time.Date(2026, 5, 3, 0, 0, 0, 0, time.UTC),
+	}
+	b := s.DB().NewBatch()
+	put := func(ws, num uint32, ts time.Time, seq uint64, name string) {
+		if err := b.Set(EventKey(ws, Day(ts), num, ts, seq), EncodeEvent(name, "m", []byte(`{"k":1}`)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Written out of order, with neighbours in the same days.
+	for i := len(times) - 1; i >= 0; i-- {
+		put(1, 7, times[i], uint64(10+i), "E")
+		put(1, 6, times[i], uint64(20+i), "other profile")
+		put(1, 8, times[i], uint64(30+i), "other profile")
+		put(2, 7, times[i], uint64(40+i), "other workspace")
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	var got []time.Time
+	err = ProfileEvents(context.Background(), s.DB(), 1, 7, func(e StoredEvent) error {
+		if e.Name != "E" || e.Profile != 7 || e.Properties["k"] != 1.0 {
+			t.Errorf("event %+v", e)
+		}
+		got = append(got, e.Timestamp)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(times) {
+		t.Fatalf("%d events, want %d: %v", len(got), len(times), got)
+	}
+	for i := range times {
+		if !got[i].Equal(times[i]) {
+			t.Errorf("event %d at %s, want %s", i, got[i], times[i])
+		}
+	}
+}
+
+// TestDecodeCorruption: records that do not decode are errors wrapping
+// ErrCorruption, never panics or empty values taken as real.
+func TestDecodeCorruption(t *testing.T) {
+	for _, b := range [][]byte{nil, []byte("{"), []byte(`{"traits":{}}`), []byte(`[1]`)} {
+		if _, err := DecodeProfile(b); !errors.Is(err, ErrCorruption) {
+			t.Errorf("DecodeProfile(%q): %v", b, err)
+		}
+	}
+	p, err := DecodeProfile(EncodeProfile(&ProfileRecord{ID: "u1", IDs: []string{"u1", "a1"}}))
+	if err != nil || p.ID != "u1" || p.Traits == nil || len(p.IDs) != 2 {
+		t.Errorf("round trip: %+v %v", p, err)
+	}
+	if _, err := decodeEvent([]byte("short"), nil); !errors.Is(err, ErrCorruption) {
+		t.Errorf("short event key: %v", err)
+	}
+}
