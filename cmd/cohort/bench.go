@@ -354,6 +354,28 @@ func startProfiles(cpuPath, tracePath string) (stop func() error, err error) {
 	return stop, nil
 }
 
+// dataFlags defines the generated data set's flags, shared by the
+// benchmarks that generate one (events arrive in order by default).
+func dataFlags(fs *flag.FlagSet, d *bench.Data) {
+	d.InOrder = true
+	fs.IntVar(&d.Profiles, "profiles", 1_000_000, "profiles to generate")
+	fs.IntVar(&d.Events, "events", 20_000_000, "events to generate")
+	fs.Uint64Var(&d.Seed, "seed", 1, "generator seed")
+	fs.Var(arrivalFlag{&d.InOrder}, "arrival", "event arrival order: `ordered` (timestamp order, up to an hour late, as a live stream) or random (uniform over the period, random order)")
+}
+
+// checkData lists what is wrong with the data set's flags.
+func checkData(d bench.Data) []error {
+	var errs []error
+	if d.Profiles < 1 {
+		errs = append(errs, errors.New("--profiles must be at least 1"))
+	}
+	if d.Events < 0 {
+		errs = append(errs, errors.New("--events must not be negative"))
+	}
+	return errs
+}
+
 // arrivalFlag is --arrival: ordered (the default) or random.
 type arrivalFlag struct{ inOrder *bool }
 

@@ -58,17 +58,13 @@ type peersOpts struct {
 
 func parsePeersFlags(args []string, stderr io.Writer, getenv func(string) string) (peersOpts, error) {
 	var o peersOpts
-	o.data.InOrder = true
 	fs := flag.NewFlagSet("bench peers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchPeersUsage+"\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&o.data.Profiles, "profiles", 1_000_000, "profiles to generate")
-	fs.IntVar(&o.data.Events, "events", 20_000_000, "events to generate")
-	fs.Uint64Var(&o.data.Seed, "seed", 1, "generator seed")
-	fs.Var(arrivalFlag{&o.data.InOrder}, "arrival", "event arrival order: `ordered` (timestamp order, up to an hour late, as a live stream) or random (uniform over the period, random order)")
+	dataFlags(fs, &o.data)
 	fs.IntVar(&o.runs, "runs", 3, "timed runs per condition and engine (after one untimed run)")
 	fs.IntVar(&o.batch, "batch", 20000, "rows per load batch")
 	fs.StringVar(&o.pgURL, "pg-url", "", "PostgreSQL connection URL (default $COHORT_PG_URL, else a private server)")
@@ -97,12 +93,7 @@ func parsePeersFlags(args []string, stderr io.Writer, getenv func(string) string
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
-	if o.data.Profiles < 1 {
-		errs = append(errs, errors.New("--profiles must be at least 1"))
-	}
-	if o.data.Events < 0 {
-		errs = append(errs, errors.New("--events must not be negative"))
-	}
+	errs = append(errs, checkData(o.data)...)
 	if o.runs < 1 {
 		errs = append(errs, errors.New("--runs must be at least 1"))
 	}

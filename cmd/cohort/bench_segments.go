@@ -37,17 +37,13 @@ type segmentsOpts struct {
 
 func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	var o segmentsOpts
-	o.data.InOrder = true
 	fs := flag.NewFlagSet("bench segments", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchSegmentsUsage+"\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&o.data.Profiles, "profiles", 1_000_000, "profiles to generate")
-	fs.IntVar(&o.data.Events, "events", 20_000_000, "events to generate")
-	fs.Uint64Var(&o.data.Seed, "seed", 1, "generator seed")
-	fs.Var(arrivalFlag{&o.data.InOrder}, "arrival", "event arrival order: `ordered` (timestamp order, up to an hour late, as a live stream) or random (uniform over the period, random order)")
+	dataFlags(fs, &o.data)
 	fs.IntVar(&o.runs, "runs", 7, "timed evaluations per condition (after the build)")
 	fs.IntVar(&o.batch, "batch", 10000, "messages per index.Apply while loading")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the evaluations to `FILE`")
@@ -62,12 +58,7 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
-	if o.data.Profiles < 1 {
-		errs = append(errs, errors.New("--profiles must be at least 1"))
-	}
-	if o.data.Events < 0 {
-		errs = append(errs, errors.New("--events must not be negative"))
-	}
+	errs = append(errs, checkData(o.data)...)
 	if o.runs < 1 {
 		errs = append(errs, errors.New("--runs must be at least 1"))
 	}
