@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"fmt"
@@ -113,23 +112,8 @@ func scrapeMetrics(ctx context.Context, client *http.Client, url string) (metric
 		io.Copy(io.Discard, resp.Body)
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	m := metricsSnapshot{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			m[line[:i]] = v
-		}
-	}
-	return m, sc.Err()
+	m, err := bench.RTParseProm(resp.Body)
+	return metricsSnapshot(m), err
 }
 
 // serverView is what the server's own metrics say about the window.
