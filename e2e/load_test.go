@@ -367,20 +367,7 @@ func (l *ledger) verify(t *testing.T, srv *server, when string) {
 	}
 	for k, vals := range sent {
 		want, wasAcked := maxAcked[k]
-		v, ok := users[k.user][k.trait]
-		if !ok {
-			if wasAcked {
-				bad("%s has no trait %s; the acknowledged value %d is lost", k.user, k.trait, want)
-			}
-			continue
-		}
-		f, isNum := v.(float64)
-		switch {
-		case !isNum || !vals[int(f)]:
-			bad("%s has %s = %v, which was never sent", k.user, k.trait, v)
-		case wasAcked && int(f) < want:
-			bad("%s has %s = %v, older than the acknowledged %d", k.user, k.trait, v, want)
-		}
+		checkTrait(bad, k.user, k.trait, users[k.user], vals, want, wasAcked)
 	}
 
 	if len(problems) > 0 {
@@ -489,4 +476,25 @@ func batchIDs(bs []*batchRec) string {
 		ids[i] = b.id
 	}
 	return strings.Join(ids, " ")
+}
+
+// checkTrait reports, through bad, a counter trait whose stored value was
+// never sent, is older than the newest acknowledged one (want, when acked),
+// or is missing although a value was acknowledged: what a crash must not
+// do to last-writer-wins traits.
+func checkTrait(bad func(string, ...any), user, trait string, traits map[string]any, sent map[int]bool, want int, acked bool) {
+	v, ok := traits[trait]
+	if !ok {
+		if acked {
+			bad("%s has no trait %s; the acknowledged value %d is lost", user, trait, want)
+		}
+		return
+	}
+	f, isNum := v.(float64)
+	switch {
+	case !isNum || !sent[int(f)]:
+		bad("%s has %s = %v, which was never sent", user, trait, v)
+	case acked && int(f) < want:
+		bad("%s has %s = %v, older than the acknowledged %d", user, trait, v, want)
+	}
 }

@@ -1261,20 +1261,7 @@ func (c *mcCheck) checkEffects(lg *mcLedger) {
 			traits[k.user] = u.Traits
 		}
 		want, acked := lg.traitAcked[k]
-		v, ok := traits[k.user][k.trait]
-		if !ok {
-			if acked {
-				problem("%s has no %s: the acknowledged value %d is lost", k.user, k.trait, want)
-			}
-			continue
-		}
-		f, isNum := v.(float64)
-		switch {
-		case !isNum || !sent[int(f)]:
-			problem("%s has %s = %v, which was never sent", k.user, k.trait, v)
-		case acked && int(f) < want:
-			problem("%s has %s = %v, older than the acknowledged %d", k.user, k.trait, v, want)
-		}
+		checkTrait(problem, k.user, k.trait, traits[k.user], sent, want, acked)
 	}
 	// Aliases: both ids resolve to one profile, for good.
 	canon := map[string]string{}
