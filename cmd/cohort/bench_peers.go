@@ -68,7 +68,7 @@ func parsePeersFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&o.runs, "runs", 3, "timed runs per condition and engine (after one untimed run)")
 	fs.IntVar(&o.batch, "batch", 20000, "rows per load batch")
 	fs.StringVar(&o.pgURL, "pg-url", "", "PostgreSQL connection URL (default $COHORT_PG_URL, else a private server)")
-	fs.StringVar(&o.dir, "dir", "", "directory for the DuckDB database file (default a temporary directory, removed afterwards)")
+	fs.StringVar(&o.dir, "dir", "", "directory for the DuckDB database file, created if missing (default a temporary directory, removed afterwards)")
 	fs.StringVar(&o.cases, "cases", "", "comma-separated suite case names to run (default: all; referenced cases must be included)")
 	engines := fs.String("engines", strings.Join(bench.Engines, ","), "comma-separated engines to run: cohort, postgres, duckdb")
 	fs.StringVar(&o.save, "save", "", "write the result as JSON to `FILE`, for --merge")

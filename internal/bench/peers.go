@@ -220,6 +220,12 @@ func RunPeers(ctx context.Context, o PeersOptions) (res *PeersResult, err error)
 	}
 	now := o.Data.At()
 	want := func(e string) bool { return o.Engines == nil || o.Engines[e] }
+	if want(EngineDuckDB) && o.Dir != "" {
+		// Before the data set is generated, not minutes later at DuckDB's turn.
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("duckdb directory: %w", err)
+		}
+	}
 	res = &PeersResult{Data: o.Data, Runs: o.Runs}
 	referenced := map[string]bool{}
 	for _, c := range o.Suite {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,11 +37,16 @@ func TestPeersSmall(t *testing.T) {
 		Batch:   3000,
 		Log:     &log,
 		Engines: map[string]bool{EngineCohort: true, EngineDuckDB: true},
+		Dir:     filepath.Join(t.TempDir(), "not", "yet"), // --dir need not exist
 	}
 	part1, err := RunPeers(ctx, opts)
 	if err != nil {
 		t.Fatalf("Cohort and DuckDB: %v\n%s", err, log.String())
 	}
+	if _, err := os.Stat(filepath.Join(opts.Dir, "peers.duckdb")); err != nil {
+		t.Errorf("the DuckDB file is not in --dir: %v", err)
+	}
+	opts.Dir = ""
 	opts.Engines = map[string]bool{EnginePostgres: true}
 	part2, err := RunPeers(ctx, opts)
 	if err != nil {
