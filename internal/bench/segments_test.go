@@ -66,7 +66,7 @@ func testSuiteAgainstOracle(t *testing.T, d Data) {
 		t.Fatal(err)
 	}
 	if !d.InOrder {
-		ix.SetScanParallel(3, 1) // every scan split over three workers
+		ix.SetScanParallel(3, 1, 0) // every scan split over three workers
 	}
 	if st.Events == 0 || st.Events > d.Events {
 		t.Fatalf("loaded %d events of %d", st.Events, d.Events)

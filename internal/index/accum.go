@@ -20,14 +20,18 @@ const defaultPartBytes = 256 << 10
 // maxParts bounds the partitions (each is a write stream).
 const maxParts = 512
 
-// SetScanParallel sets how many workers one event scan may use and from how
-// many events (of the blocks its window meets) it splits; the default is
-// GOMAXPROCS, at most 4, from 1<<20 events. Each worker has its own scan
-// state, merged at the end.
-func (x *Index) SetScanParallel(workers, minEvents int) {
+// SetScanParallel sets how many workers one event scan may use and when it
+// splits: when the blocks its window meets hold at least minEvents events
+// and at least perProfile events per profile of the index (0: no such
+// bound). Each worker has its own per-profile scan state, zeroed before and
+// merged after, a cost that grows with the profiles and not with the
+// events; the per-profile bound keeps scans too small to repay it on one
+// worker. The default is GOMAXPROCS workers (at most 4), from 1<<20 events
+// and 2 events per profile.
+func (x *Index) SetScanParallel(workers, minEvents, perProfile int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.scanWorkers, x.scanMinEvents = max(workers, 1), max(minEvents, 1)
+	x.scanWorkers, x.scanMinEvents, x.scanPerProfile = max(workers, 1), max(minEvents, 1), max(perProfile, 0)
 }
 
 // SetScanCacheBytes sets the per-profile scan state that one partition of

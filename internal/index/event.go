@@ -335,10 +335,7 @@ func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch
 		}
 	}
 	s.blocks = blocks
-	workers := 1
-	if x.scanWorkers > 1 && len(blocks)*blockSize >= x.scanMinEvents {
-		workers = min(x.scanWorkers, len(blocks))
-	}
+	workers := x.scanSplit(len(blocks), p.size)
 	if workers == 1 {
 		p.scanBlocks(s, blocks)
 	} else {
@@ -375,6 +372,16 @@ func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch
 			}
 		}
 	}
+}
+
+// scanSplit returns how many workers scan nblocks blocks for an index of
+// size profile numbers (see SetScanParallel).
+func (x *Index) scanSplit(nblocks, size int) int {
+	n := nblocks * blockSize
+	if x.scanWorkers <= 1 || n < x.scanMinEvents || n < x.scanPerProfile*size {
+		return 1
+	}
+	return min(x.scanWorkers, nblocks)
 }
 
 // scanPlan is what every worker of one scan shares, read only.

@@ -46,7 +46,7 @@ type Index struct {
 	pathBuf    []pathVal // addEvent's scratch (the writer's)
 	partBytes  int       // see SetScanCacheBytes; 0: the default
 	// See SetScanParallel.
-	scanWorkers, scanMinEvents int
+	scanWorkers, scanMinEvents, scanPerProfile int
 }
 
 type traitIdx struct {
@@ -145,7 +145,7 @@ func New() *Index {
 	return &Index{
 		all: roaring.New(), parent: map[uint32]uint32{}, kids: map[uint32][]uint32{}, ids: map[uint32]string{}, merged: roaring.New(), deleted: roaring.New(),
 		traits: map[string]*traitIdx{}, events: map[string]*eventCol{}, retainFrom: math.MinInt64,
-		scanWorkers: min(runtime.GOMAXPROCS(0), 4), scanMinEvents: 1 << 20,
+		scanWorkers: min(runtime.GOMAXPROCS(0), 4), scanMinEvents: 1 << 20, scanPerProfile: 2,
 	}
 }
 

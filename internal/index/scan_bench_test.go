@@ -38,7 +38,7 @@ func BenchmarkEventScan(b *testing.B) {
 			}{{"direct", 1 << 40, 1}, {"partitioned", 256 << 10, 1}, {"partitioned-2workers", 256 << 10, 2}} {
 				b.Run(fmt.Sprintf("profiles=%d/%s/%s", profiles, c.name, v.name), func(b *testing.B) {
 					x.SetScanCacheBytes(v.cacheBytes)
-					x.SetScanParallel(v.workers, 1<<20)
+					x.SetScanParallel(v.workers, 1<<20, 0)
 					x.RLock()
 					defer x.RUnlock()
 					var size uint64

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 
@@ -190,5 +191,41 @@ func TestInternGroupsLikeCanonicalJSON(t *testing.T) {
 				t.Errorf("%#v and %#v: same id %v, same canonical JSON %v", a, b, got, same)
 			}
 		}
+	}
+}
+
+func TestScanSplit(t *testing.T) {
+	x := New()
+	x.SetScanParallel(4, 1<<20, 2)
+	const mb = (1 << 20) / blockSize // blocks holding 1<<20 events
+	for _, c := range []struct {
+		name          string
+		nblocks, size int
+		want          int
+	}{
+		{"below the event floor", mb - 1, 1000, 1},
+		{"at the event floor, few profiles", mb, 1000, 4},
+		{"10M profiles, 4M events: the merge would cost more", 4 * mb, 10_000_000, 1},
+		{"10M profiles, 20M events", 20 * mb, 10_000_000, 4},
+		{"exactly 2 events per profile", 2 * mb, 1 << 20, 4},
+		{"fewer blocks than workers", 2, 1, 1}, // under the event floor
+	} {
+		if got := x.scanSplit(c.nblocks, c.size); got != c.want {
+			t.Errorf("%s: scanSplit(%d blocks, %d profiles) = %d, want %d", c.name, c.nblocks, c.size, got, c.want)
+		}
+	}
+	x.SetScanParallel(3, 1, 0) // as the differential tests: split every scan
+	if got := x.scanSplit(2, 10_000_000); got != 2 {
+		t.Errorf("minEvents 1, perProfile 0: scanSplit(2 blocks) = %d, want 2 (one per block)", got)
+	}
+	x.SetScanParallel(1, 1, 0)
+	if got := x.scanSplit(1000, 1); got != 1 {
+		t.Errorf("one worker: scanSplit = %d, want 1", got)
+	}
+	if got := New().scanSplit(20*mb, 10_000_000); got != min(runtime.GOMAXPROCS(0), 4) {
+		t.Errorf("default at 20M events / 10M profiles: %d workers, want min(GOMAXPROCS, 4)", got)
+	}
+	if got := New().scanSplit(4*mb, 10_000_000); got != 1 {
+		t.Errorf("default at 4M events / 10M profiles: %d workers, want 1", got)
 	}
 }

@@ -332,7 +332,7 @@ func TestDifferentialAgainstOracle(t *testing.T) {
 	// buffers of 8 events, as a large workspace does at scale,
 	loaded.SetScanCacheBytes(16)
 	// and splits every scan over up to three workers.
-	loaded.SetScanParallel(3, 1)
+	loaded.SetScanParallel(3, 1, 0)
 	refs := map[string]*roaring.Bitmap{"s1": roaring.New(), "s2": roaring.New()}
 	for _, p := range raw {
 		if p.num%3 == 0 {
