@@ -107,3 +107,14 @@ func (x *Index) TraitProfiles(name string) *roaring.Bitmap {
 	}
 	return roaring.New()
 }
+
+// HasTraitValue reports whether profile n's trait name holds v. The caller
+// holds RLock or is the change feed's goroutine.
+func (x *Index) HasTraitValue(name string, v any, n uint32) bool {
+	t := x.traits[name]
+	if t == nil {
+		return false
+	}
+	e := t.vals[canonKey(v)]
+	return e != nil && e.bm.Contains(n)
+}

@@ -87,6 +87,7 @@ const (
 	jobRefusal
 	jobDeleteUser
 	jobRun
+	jobExpireBots
 )
 
 type job struct {

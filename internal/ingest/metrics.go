@@ -7,6 +7,7 @@ type metrics struct {
 	queue                          prometheus.Gauge
 	apply, sync                    prometheus.Observer
 	groupSize                      prometheus.Observer
+	bots                           prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,8 +40,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Buckets: prometheus.ExponentialBuckets(1, 4, 9),
 	})
 	m.apply, m.sync, m.groupSize = apply, sync, group
+	m.bots = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cohort_bot_profiles_flagged_total", Help: "Profiles flagged as bots by their event rate.",
+	})
 	if reg != nil {
-		reg.MustRegister(msgs, m.queue, apply, sync, group)
+		reg.MustRegister(msgs, m.queue, apply, sync, group, m.bots)
 	}
 	return m
 }

@@ -52,6 +52,8 @@ func (t *tx) run(j *job) error {
 		found, err := t.deleteUser(j.userID)
 		j.found = found
 		return err
+	case jobExpireBots:
+		return t.expireBots()
 	case jobRun:
 		// What this group changed so far is written and published first,
 		// so fn sees it in the batch and in every index.
@@ -161,6 +163,9 @@ func (t *tx) apply(m *model.Message) (reason, err error) {
 	}
 	if m.IsEvent() {
 		if err := t.writeEvent(num, m); err != nil {
+			return nil, err
+		}
+		if err := t.countBot(num); err != nil {
 			return nil, err
 		}
 	}
@@ -462,6 +467,14 @@ func (t *tx) deleteUser(id string) (bool, error) {
 		}
 	}
 	c.deleted = true
+	for _, num := range nums {
+		if _, ok := t.w.bots.flagged[num]; ok {
+			delete(t.w.bots.flagged, num)
+			if err := t.b.Delete(store.BotKey(t.w.Num, num), nil); err != nil {
+				return false, err
+			}
+		}
+	}
 	t.changes.Deleted = append(t.changes.Deleted, nums...)
 	return true, t.b.Delete(store.ProfileKey(t.w.Num, n), nil)
 }

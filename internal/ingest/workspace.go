@@ -26,6 +26,8 @@ type Workspace struct {
 
 	namesMu sync.RWMutex
 	names   map[string]uint32 // event name → id
+
+	bots bots // owned by the applier goroutine
 }
 
 // find returns the root profile a (possibly merged) profile number belongs to.
@@ -68,6 +70,9 @@ func loadWorkspace(st *store.Store, rec store.Workspace) (*Workspace, error) {
 	}
 	if err := store.ScanSchema(db, w.Num, w.Schema.Load); err != nil {
 		return nil, fmt.Errorf("workspace %q schema: %w", w.Name, err)
+	}
+	if err := loadBots(st, w); err != nil {
+		return nil, err
 	}
 	return w, nil
 }
@@ -139,6 +144,7 @@ func (g *Ingester) CreateWorkspace(ctx context.Context, name string, keys Keys) 
 		return nil, Keys{}, fmt.Errorf("create workspace %q: %w", name, err)
 	}
 	w := &Workspace{Num: num, Name: name, Schema: schema.New(), parent: map[uint32]uint32{}, names: map[string]uint32{}}
+	w.bots.init()
 	g.byNum[num], g.byName[name] = w, w
 	g.log.Info("workspace created", "workspace", name)
 	return w, keys, nil

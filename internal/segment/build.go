@@ -183,6 +183,10 @@ func (m *Manager) buildOne(req buildReq) ([]buildReq, error) {
 			}
 		}
 		s.members = members
+		if e.dirty == nil {
+			e.dirty = map[*seg]bool{}
+		}
+		e.dirty[s] = true
 		s.built = true
 		s.Status, s.Progress = StatusReady, 1
 		s.Size = members.GetCardinality()

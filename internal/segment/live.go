@@ -76,7 +76,7 @@ type liveState struct {
 	pendingBuilds int // under space.mu
 	touched       []touchedAt
 
-	bots map[uint32]*botState
+	bots map[uint32]*botState // flagged roots' throttles (applier)
 
 	traits traitCache // decoded traits of recently re-evaluated profiles
 }
@@ -109,10 +109,9 @@ type touchedAt struct {
 	roots []uint32
 }
 
+// botState is a flagged profile's throttle: when it was last
+// re-evaluated. Entries exist only for flagged profiles.
 type botState struct {
-	minute   int64
-	count    int
-	flagged  bool
 	lastEval int64
 }
 
@@ -153,13 +152,20 @@ type emitter struct {
 	lv  *liveState
 	b   *pebble.Batch
 	now time.Time
-	// profiles' canonical ids at the time of the step
-	n int
+	n     int           // changes written
+	dirty map[*seg]bool // segments whose membership this step changed
+	// republish: the set of segments changed (a delete), publish even
+	// when no membership did.
+	republish bool
 }
 
 func (e *emitter) emit(s *seg, num uint32, user string, enter bool, reason string) error {
 	e.lv.seq++
 	c := storedChange{Change: Change{Seq: e.lv.seq, Segment: s.ID, User: user, At: e.now, Reason: reason}, Num: num}
+	if e.dirty == nil {
+		e.dirty = map[*seg]bool{}
+	}
+	e.dirty[s] = true
 	if enter {
 		c.Change.Change = "enter"
 		s.members.Add(num)
@@ -176,7 +182,12 @@ func (e *emitter) emit(s *seg, num uint32, user string, enter bool, reason strin
 	return e.b.Set(store.ChangeKey(e.sp.ws.Num, c.Seq), v, nil)
 }
 
+// finish publishes the memberships the step changed and records the
+// last seq written. The caller holds sp.mu for writing.
 func (e *emitter) finish() error {
+	if len(e.dirty) > 0 || e.republish {
+		e.sp.publish(e.dirty)
+	}
 	if e.n == 0 {
 		return nil
 	}
@@ -331,18 +342,9 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 			}
 		}
 	}
-	var newBots []uint32
 	for _, ev := range c.Events {
 		if r, ok := sp.ix.Root(ev.Num); ok {
 			get(r, ReasonEvent).events[ev.Name] = true
-			if m.countBot(lv, r, now) {
-				newBots = append(newBots, r)
-			}
-		}
-	}
-	for _, r := range newBots {
-		if err := m.flagBot(sp, b, r, touched[r]); err != nil {
-			return err
 		}
 	}
 	if lv.pendingBuilds > 0 && len(touched) > 0 {
@@ -356,15 +358,12 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 			newTraits[p.Num] = p.New
 		}
 	}
-	for _, r := range newBots {
-		delete(lv.traits, r) // flagBot rewrote its record: read it again
-	}
 	for _, root := range slices.Sorted(maps.Keys(touched)) {
 		if !sp.ix.IsLive(root) {
 			continue
 		}
 		t := touched[root]
-		if m.throttled(lv, root, now) {
+		if m.throttled(sp, lv, root, now) {
 			// Deferred, not dropped: a timer re-evaluates what this
 			// touch affects once the bot's quiet period is over.
 			due := time.Unix(0, lv.bots[root].lastEval).Add(botEvery)
@@ -455,64 +454,23 @@ func (m *Manager) reevaluate(e *emitter, order []*seg, deps *segDeps, root uint3
 	return nil
 }
 
-// flagBot gives a profile the trait "$bot": true (its events are all
-// kept; its re-evaluation is throttled from now on).
-func (m *Manager) flagBot(sp *space, b *pebble.Batch, root uint32, t *touch) error {
-	p, ok, err := store.ReadProfile(b, sp.ws.Num, root)
-	if err != nil || !ok {
-		return err
-	}
-	if p.Traits[BotTrait] == true {
-		return nil
-	}
-	old := maps.Clone(p.Traits)
-	p.Traits[BotTrait] = true
-	if err := b.Set(store.ProfileKey(sp.ws.Num, root), store.EncodeProfile(p), nil); err != nil {
-		return err
-	}
-	sp.ix.Apply(&ingest.Changes{Profiles: []ingest.ProfileChange{{Num: root, OldID: p.ID, NewID: p.ID, Old: old, New: maps.Clone(p.Traits)}}})
-	sp.ws.Schema.ObserveTraits(map[string]any{BotTrait: true})
-	t.traits[BotTrait] = true
-	m.log.Warn("profile flagged as a bot", "workspace", sp.ws.Name, "user", p.ID, "events_per_minute_over", m.opts.BotEventsPerMinute)
-	return nil
-}
+// BotTrait is the trait set on profiles whose event rate marks them as
+// bots (by the ingestion path, see ingest.BotTrait).
+const BotTrait = ingest.BotTrait
 
-// BotTrait is the trait set on profiles whose event rate marks them as bots.
-const BotTrait = "$bot"
+// throttled reports whether a flagged bot's re-evaluation is skipped now:
+// at most one per botEvery; a timer makes sure the skipped work is done.
+const botEvery = 10 * time.Second
 
-// countBot counts a profile's events per minute and reports whether this
-// event made it cross the threshold.
-func (m *Manager) countBot(lv *liveState, root uint32, now time.Time) bool {
-	limit := m.opts.BotEventsPerMinute
-	if limit <= 0 {
+func (m *Manager) throttled(sp *space, lv *liveState, root uint32, now time.Time) bool {
+	if !sp.ix.HasTraitValue(BotTrait, true, root) {
+		delete(lv.bots, root) // never flagged, or the flag was lifted
 		return false
 	}
 	st := lv.bots[root]
 	if st == nil {
 		st = &botState{}
 		lv.bots[root] = st
-	}
-	minute := now.Unix() / 60
-	if st.minute != minute {
-		st.minute, st.count = minute, 0
-	}
-	st.count++
-	if st.count > limit && !st.flagged {
-		st.flagged = true
-		m.m.bots.Inc()
-		return true
-	}
-	return false
-}
-
-// throttled reports whether a flagged bot's re-evaluation is skipped now:
-// at most one per botEvery; a timer makes sure the skipped work is done.
-const botEvery = 10 * time.Second
-
-func (m *Manager) throttled(lv *liveState, root uint32, now time.Time) bool {
-	st := lv.bots[root]
-	if st == nil || !st.flagged {
-		return false
 	}
 	if now.UnixNano()-st.lastEval < int64(botEvery) {
 		m.m.throttled.Inc()

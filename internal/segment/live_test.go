@@ -57,7 +57,7 @@ func openLive(t testing.TB, fs vfs.FS, clk *clock) *liveWorld {
 	return openLiveOpts(t, fs, clk, segment.Options{})
 }
 
-func openLiveOpts(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options) *liveWorld {
+func openLiveOpts(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options, limits ...func(*config.Limits)) *liveWorld {
 	t.Helper()
 	st, err := store.Open("", store.Options{FS: fs, CacheBytes: 16 << 20})
 	if err != nil {
@@ -68,7 +68,11 @@ func openLiveOpts(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options) *li
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := ingest.New(st, ingest.Options{Limits: config.Default().Limits, Now: clk.Now,
+	lim := config.Default().Limits
+	for _, f := range limits {
+		f(&lim)
+	}
+	g, err := ingest.New(st, ingest.Options{Limits: lim, Now: clk.Now,
 		OnApply: m.OnApply, OnCommitted: m.OnCommitted, OnSynced: m.OnSynced})
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +367,7 @@ func replayScenario(t *testing.T, seed uint64, steps int) {
 // re-evaluation is throttled, and the deferred work is done by a timer.
 func TestBotContainment(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
-	w := openLiveOpts(t, vfs.NewMem(), clk, segment.Options{BotEventsPerMinute: 5})
+	w := openLiveOpts(t, vfs.NewMem(), clk, segment.Options{}, func(l *config.Limits) { l.BotEventsPerMinute = 5 })
 	defer w.close()
 	ctx := context.Background()
 	w.send(t, &model.Message{Type: model.Identify, UserID: "human", Traits: map[string]any{}}, &model.Message{Type: model.Identify, UserID: "crawler", Traits: map[string]any{}})
@@ -411,6 +415,38 @@ func TestBotContainment(t *testing.T) {
 	}
 	if !got["count10"]["crawler"] {
 		t.Fatal("the crawler's deferred re-evaluation did not happen")
+	}
+
+	// A profile that crosses the threshold and gets a trait in the same
+	// commit group keeps both (the flag once went around the group's
+	// profile cache, and the group's own write of the profile lost it).
+	batch := []*model.Message{}
+	for i := range 7 {
+		batch = append(batch, &model.Message{Type: model.Track, UserID: "scraper", Event: "Page Viewed", MessageID: fmt.Sprint("s", i)})
+	}
+	batch = append(batch, &model.Message{Type: model.Identify, UserID: "scraper", Traits: map[string]any{"plan": "free"}})
+	w.send(t, batch...)
+	if tr := w.user(t, "scraper").Traits; tr["$bot"] != true || tr["plan"] != "free" {
+		t.Fatalf("scraper traits %v: want $bot true and plan free", tr)
+	}
+
+	// Flags are lifted after a quiet day: the trait goes, and the
+	// segments that read it follow.
+	clk.Advance(ingest.BotQuiet + time.Hour)
+	if err := w.g.ExpireBots(ctx, w.ws); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"crawler", "scraper"} {
+		if tr := w.user(t, id).Traits; tr["$bot"] != nil {
+			t.Errorf("%s still flagged after a quiet day: %v", id, tr)
+		}
+	}
+	got, want = w.replay(t), w.batch(t, clk.Now())
+	if id, ok := sameMembers(got, want); !ok {
+		t.Fatalf("segment %s after the flags expired: replay %v, batch %v", id, got[id], want[id])
+	}
+	if len(got["bots"]) != 0 {
+		t.Errorf("bots segment still has %v", got["bots"])
 	}
 }
 

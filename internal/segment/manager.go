@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -67,12 +68,61 @@ type seg struct {
 }
 
 // space is one workspace's segments and index.
+//
+// Locks, in the order they may be taken (see docs/design.md, "Locks and
+// goroutines"): Manager.mu → space.mu → index → liveState.tmu. The
+// applier holds space.mu while it changes memberships; readers (queries,
+// builds' evaluations, member pages) never take space.mu while they hold
+// the index's read lock: they read memberships from view, an immutable
+// snapshot the applier publishes after every step.
 type space struct {
 	ws   *ingest.Workspace
 	ix   *index.Index
 	mu   sync.RWMutex // guards segs and every seg's fields
 	segs map[string]*seg
 	live *liveState
+	view atomic.Pointer[memberView]
+}
+
+// memberView is every segment's membership as of the applier's last
+// published step. Neither the map nor its bitmaps are ever modified:
+// readers use them without a lock.
+type memberView map[string]*roaring.Bitmap
+
+// frozen returns an immutable copy of a live membership bitmap. The live
+// bitmap is copy-on-write, so the copy shares its containers until the
+// applier next changes one of them; the copy itself is not copy-on-write,
+// so readers cloning it never write to it.
+func frozen(live *roaring.Bitmap) *roaring.Bitmap {
+	live.SetCopyOnWrite(true)
+	c := live.Clone()
+	c.SetCopyOnWrite(false)
+	return c
+}
+
+// publish replaces the published memberships of the given segments (and
+// drops those no longer defined). The caller holds sp.mu for writing.
+func (sp *space) publish(changed map[*seg]bool) {
+	old := sp.view.Load()
+	next := make(memberView, len(sp.segs))
+	for id, s := range sp.segs {
+		if old != nil && !changed[s] {
+			if bm, ok := (*old)[id]; ok {
+				next[id] = bm
+				continue
+			}
+		}
+		next[id] = frozen(s.members)
+	}
+	sp.view.Store(&next)
+}
+
+// members is a segment's published membership (nil when undefined).
+func (sp *space) members(id string) *roaring.Bitmap {
+	if v := sp.view.Load(); v != nil {
+		return (*v)[id]
+	}
+	return nil
 }
 
 // Options configure a Manager.
@@ -83,9 +133,6 @@ type Options struct {
 	// BuildWait is how long Create and Update wait for the build before
 	// answering with status "building"; 0 means 2 s.
 	BuildWait time.Duration
-	// BotEventsPerMinute flags a profile as a bot past this many events
-	// in a minute; 0 disables.
-	BotEventsPerMinute int
 }
 
 // Manager owns every workspace's segments.
@@ -146,6 +193,7 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 		if err := m.loadSegments(sp, w.Num); err != nil {
 			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
 		}
+		sp.publish(nil)
 		m.spaces[w.Num] = sp
 		seq, err := store.ReadChangeSeq(st.DB(), w.Num)
 		if err != nil {
@@ -267,6 +315,7 @@ func (m *Manager) space(w *ingest.Workspace) *space {
 	defer m.mu.Unlock()
 	if sp = m.spaces[w.Num]; sp == nil {
 		sp = &space{ws: w, ix: index.New(), segs: map[string]*seg{}}
+		sp.publish(nil)
 		m.spaces[w.Num] = sp
 	}
 	return sp
@@ -347,11 +396,13 @@ func (m *Manager) Create(ctx context.Context, w *ingest.Workspace, id, name stri
 	s := &seg{Segment: Segment{ID: id, Name: name, Condition: compact(raw), Status: StatusBuilding, Criteria: []Criterion{},
 		CreatedAt: now, UpdatedAt: now, Version: 1}, node: n, members: roaring.New()}
 	sp.segs[id] = s
+	sp.publish(map[*seg]bool{s: true})
 	rec := s.Segment
 	sp.mu.Unlock()
 	if err := m.saveRecord(ctx, w, rec); err != nil {
 		sp.mu.Lock()
 		delete(sp.segs, id)
+		sp.publish(nil)
 		sp.mu.Unlock()
 		return nil, err
 	}
@@ -434,6 +485,8 @@ func (m *Manager) Delete(ctx context.Context, w *ingest.Workspace, id string) er
 			return err
 		}
 		delete(sp.segs, id)
+		delete(e.dirty, s)
+		e.republish = true
 		if err := b.Delete(store.SegmentKey(w.Num, id), nil); err != nil {
 			return err
 		}
@@ -488,14 +541,11 @@ func (m *Manager) List(w *ingest.Workspace) []Segment {
 // the last number returned ("" to start). Every member appears exactly
 // once across pages.
 func (m *Manager) Members(ctx context.Context, w *ingest.Workspace, id string, after uint32, first bool, limit int) ([]string, uint32, bool, error) {
-	sp := m.space(w)
-	sp.mu.RLock()
-	s, ok := sp.segs[id]
-	if !ok {
-		sp.mu.RUnlock()
+	bm := m.space(w).members(id)
+	if bm == nil {
 		return nil, 0, false, fmt.Errorf("segment %q: %w", id, ErrNotFound)
 	}
-	it := s.members.Iterator()
+	it := bm.Iterator()
 	if !first {
 		it.AdvanceIfNeeded(after + 1)
 		if after == ^uint32(0) {
@@ -507,7 +557,6 @@ func (m *Manager) Members(ctx context.Context, w *ingest.Workspace, id string, a
 		nums = append(nums, it.Next())
 	}
 	more := it.HasNext()
-	sp.mu.RUnlock()
 	ids, err := m.canonicalIDs(w.Num, nums)
 	if err != nil {
 		return nil, 0, false, err
@@ -578,26 +627,26 @@ func (m *Manager) Query(ctx context.Context, w *ingest.Workspace, raw json.RawMe
 	return out, nil
 }
 
-// refs resolves segment references to live memberships.
+// refs resolves segment references to published memberships, without a
+// lock: evaluations call it while they hold the index's read lock, and
+// the applier may hold space.mu while it waits for the index. The bitmap
+// returned is shared and must not be modified.
 func (sp *space) refs(id string) (*roaring.Bitmap, error) {
-	sp.mu.RLock()
-	defer sp.mu.RUnlock()
-	s, ok := sp.segs[id]
-	if !ok {
+	bm := sp.members(id)
+	if bm == nil {
 		return nil, fmt.Errorf("unknown segment %q", id)
 	}
-	return s.members.Clone(), nil
+	return bm, nil
 }
 
 // UserSegments lists the segments a profile is a member of.
 func (m *Manager) UserSegments(w *ingest.Workspace, num uint32) []string {
-	sp := m.space(w)
-	sp.mu.RLock()
-	defer sp.mu.RUnlock()
 	out := []string{}
-	for id, s := range sp.segs {
-		if s.members.Contains(num) {
-			out = append(out, id)
+	if v := m.space(w).view.Load(); v != nil {
+		for id, bm := range *v {
+			if bm.Contains(num) {
+				out = append(out, id)
+			}
 		}
 	}
 	slices.Sort(out)

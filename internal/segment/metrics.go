@@ -14,7 +14,6 @@ type metrics struct {
 	lateness  prometheus.Observer
 	build     prometheus.Observer
 	query     prometheus.Observer
-	bots      prometheus.Counter
 	throttled prometheus.Counter
 }
 
@@ -36,16 +35,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		query: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "cohort_query_seconds", Help: "Time to evaluate a query with its criteria counts.", Buckets: buckets,
 		}),
-		bots: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cohort_bot_profiles_flagged_total", Help: "Profiles flagged as bots by their event rate.",
-		}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cohort_bot_reevaluations_throttled_total", Help: "Re-evaluations of bot profiles deferred.",
 		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.changes, m.latency.(prometheus.Histogram), m.lateness.(prometheus.Histogram),
-			m.build.(prometheus.Histogram), m.query.(prometheus.Histogram), m.bots, m.throttled)
+			m.build.(prometheus.Histogram), m.query.(prometheus.Histogram), m.throttled)
 	}
 	return m
 }

@@ -90,7 +90,6 @@ func Open(cfg config.Config, o Options) (*Server, error) {
 	s.log.Info("loading indexes and segments")
 	mgr, err := segment.Open(context.Background(), st, segment.Options{
 		Logger: s.log, Registerer: s.reg, Now: o.Now, BuildWait: o.BuildWait,
-		BotEventsPerMinute: cfg.Limits.BotEventsPerMinute,
 	})
 	if err != nil {
 		st.Close()

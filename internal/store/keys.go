@@ -191,3 +191,9 @@ func SinkCursorKey(ws uint32, id string) []byte {
 
 // SinkRange is the key range of a workspace's sink records.
 func SinkRange(ws uint32) (lo, hi []byte) { return wsRange(tagSink, ws) }
+
+// Bot keys.
+const tagBot = 'B' // B ws num → u32 last minute (Unix minutes) the profile was over the bot threshold
+
+// BotKey marks a profile flagged as a bot.
+func BotKey(ws, num uint32) []byte { return appendU32(wsKey(tagBot, ws, 4), num) }
