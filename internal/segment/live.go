@@ -147,11 +147,11 @@ func (sp *space) liveState(r pebble.Reader) (*liveState, error) {
 
 // emitter writes the changes of one applier step.
 type emitter struct {
-	m   *Manager
-	sp  *space
-	lv  *liveState
-	b   *pebble.Batch
-	now time.Time
+	m     *Manager
+	sp    *space
+	lv    *liveState
+	b     *pebble.Batch
+	now   time.Time
 	n     int           // changes written
 	dirty map[*seg]bool // segments whose membership this step changed
 	// republish: the set of segments changed (a delete), publish even

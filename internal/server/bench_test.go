@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/cohortdb/cohort/internal/config"
 )
 
 // BenchmarkHTTPIngestBatch100 posts 100-message batches of ~400-byte track
@@ -27,40 +25,13 @@ import (
 //	go test -run XXX -bench BenchmarkHTTPIngestBatch100 ./internal/server/
 func BenchmarkHTTPIngestBatch100(b *testing.B) {
 	const batch = 100
-	dir := b.TempDir()
-	cfg := config.Default()
-	cfg.HTTP = "127.0.0.1:0"
-	cfg.Data = dir
-	cfg.WriteKey = "wk_benchmark_key"
-	srv, err := Open(cfg, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		srv.Close()
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			b.Error(err)
-		}
-		if err := srv.Close(); err != nil {
-			b.Error(err)
-		}
-	})
-
+	l := startLive(b, nil, Options{})
+	ctx := context.Background()
 	tmpl := newBenchBodies(64, batch, time.Now())
-	url := "http://" + srv.Addr() + "/v1/batch"
+	url := l.url + "/v1/batch"
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true}
 	b.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr, Timeout: time.Minute}
-	if err := waitReady(ctx, client, "http://"+srv.Addr()+"/healthz"); err != nil {
-		b.Fatal(err)
-	}
 
 	var next, seq atomic.Uint64
 	b.SetBytes(int64(tmpl.meanBody))
@@ -70,7 +41,7 @@ func BenchmarkHTTPIngestBatch100(b *testing.B) {
 		buf := make([]byte, 0, tmpl.maxBody)
 		for pb.Next() {
 			buf = tmpl.fill(buf, next.Add(1)-1, seq.Add(batch)-batch)
-			if err := postBatch(ctx, client, url, cfg.WriteKey, buf); err != nil {
+			if err := postBatch(ctx, client, url, testWriteKey, buf); err != nil {
 				b.Error(err)
 				return
 			}

@@ -25,14 +25,14 @@ const (
 // live is a real server listening on loopback, for tests that drive it
 // over HTTP the way clients do.
 type live struct {
-	t   *testing.T
+	t   testing.TB
 	srv *Server
 	url string
 	hc  *http.Client
 }
 
 // startLive opens, listens and serves a server with a fresh data directory.
-func startLive(t *testing.T, mod func(*config.Config), o Options) *live {
+func startLive(t testing.TB, mod func(*config.Config), o Options) *live {
 	t.Helper()
 	cfg := config.Default()
 	cfg.HTTP = "127.0.0.1:0"
