@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/cohortdb/cohort/internal/ingest"
-	"github.com/cohortdb/cohort/internal/model"
-	"github.com/cohortdb/cohort/internal/schema"
 	"github.com/cohortdb/cohort/internal/store"
 )
 
@@ -83,33 +81,14 @@ func (s *Server) getSchemaValues(w http.ResponseWriter, r *http.Request, ws *ing
 		return err
 	}
 	trait, event, prop := q.Get("trait"), q.Get("event"), q.Get("property")
-	c := schema.NewCounter()
-	db := s.st.DB()
+	// Both answers come from counts the index keeps current: no stored
+	// profile or event is read.
+	ix := s.seg.Index(ws)
 	switch {
 	case trait != "" && event == "":
-		err = store.ScanProfiles(r.Context(), db, ws.Num, func(_ uint32, p *store.ProfileRecord) error {
-			if v, ok := p.Traits[trait]; ok {
-				c.Add(v)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"trait": trait, "values": c.Top(limit)})
+		writeJSON(w, http.StatusOK, map[string]any{"trait": trait, "values": ix.TopTraitValues(trait, limit)})
 	case event != "" && prop != "" && trait == "":
-		err = store.ScanEvents(r.Context(), db, ws.Num, func(ev store.StoredEvent) error {
-			if ev.Name == event {
-				if v, ok := model.Lookup(ev.Properties, prop); ok {
-					c.Add(v)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"event": event, "property": prop, "values": c.Top(limit)})
+		writeJSON(w, http.StatusOK, map[string]any{"event": event, "property": prop, "values": ix.TopEventValues(event, prop, limit)})
 	default:
 		return errorf(http.StatusBadRequest, "give either trait=NAME, or event=NAME and property=NAME")
 	}

@@ -98,6 +98,9 @@ type propCol struct {
 	// JSON does).
 	byNum map[uint64]uint32
 	byStr map[string]uint32
+	// counts[id]: how many retained events of live or merged profiles
+	// hold value id (for the most frequent values of a property).
+	counts []uint32
 }
 
 // intern returns v's id in the column's dictionary, adding it if new.
@@ -138,6 +141,18 @@ func (col *propCol) intern(v any) uint32 {
 func (col *propCol) add(v any) uint32 {
 	col.dict = append(col.dict, v)
 	return uint32(len(col.dict) - 1)
+}
+
+// push appends one event's value id and counts it.
+func (col *propCol) push(id uint32) {
+	col.ids.add(id)
+	if id == 0 {
+		return
+	}
+	for int(id) >= len(col.counts) {
+		col.counts = append(col.counts, 0)
+	}
+	col.counts[id]++
 }
 
 // New returns an empty index.
@@ -194,6 +209,7 @@ func (x *Index) Apply(c *ingest.Changes) {
 	x.gen++
 	for _, n := range c.Deleted {
 		x.deleted.Add(n)
+		x.uncount(n)
 	}
 	for _, p := range c.Profiles {
 		x.maxNum = max(x.maxNum, p.Num+1)
@@ -384,11 +400,11 @@ func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string
 			c.props[e.path] = col
 			c.order = append(c.order, col)
 		}
-		col.ids.add(col.intern(e.v))
+		col.push(col.intern(e.v))
 	}
 	for _, col := range c.order {
 		if col.ids.len() == i {
-			col.ids.add(0) // the event lacks the path
+			col.push(0) // the event lacks the path
 		}
 	}
 }
