@@ -44,7 +44,17 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request, ws *ingest.Work
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"changes": page, "next": next})
+		out := map[string]any{"changes": page, "next": next}
+		compacted, err := s.seg.Compacted(ws.Num)
+		if err != nil {
+			return err
+		}
+		if since < compacted {
+			// The page reads history that keeps only the latest change
+			// of each (segment, user).
+			out["compacted"] = true
+		}
+		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
 	flusher, ok := w.(http.Flusher)

@@ -18,7 +18,10 @@ type Config struct {
 	Data      string   `yaml:"data"`      // data directory
 	LogLevel  string   `yaml:"log_level"` // debug, info, warn, error
 	Retention Duration `yaml:"retention"` // events older than this disappear
-	Limits    Limits   `yaml:"limits"`
+	// ChangeLogHorizon: changes older than this keep only the latest of
+	// each (segment, user) (never past a sink's cursor); 0 keeps all.
+	ChangeLogHorizon Duration `yaml:"change_log_horizon"`
+	Limits           Limits   `yaml:"limits"`
 	// Keys of the default workspace; the environment (COHORT_WRITE_KEY,
 	// COHORT_API_KEY, COHORT_ADMIN_KEY) overrides them.
 	WriteKey string `yaml:"write_key"`
@@ -48,6 +51,8 @@ func Default() Config {
 		Data:      "./cohort-data",
 		LogLevel:  "info",
 		Retention: Duration(90 * 24 * time.Hour),
+
+		ChangeLogHorizon: Duration(7 * 24 * time.Hour),
 		Limits: Limits{
 			MaxEventNames:      1000,
 			MaxProperties:      255,
@@ -121,6 +126,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.EventsPerSecond < 0 {
 		bad("limits.events_per_second: %g must not be negative", c.Limits.EventsPerSecond)
+	}
+	if c.ChangeLogHorizon < 0 {
+		bad("change_log_horizon: %s must not be negative", time.Duration(c.ChangeLogHorizon))
 	}
 	if c.Limits.BotEventsPerMinute < 0 {
 		bad("limits.bot_events_per_minute: %d must not be negative", c.Limits.BotEventsPerMinute)

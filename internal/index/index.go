@@ -358,23 +358,7 @@ func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string
 		c = &eventCol{props: map[string]*propCol{}, byProf: map[uint32]chain{}}
 		x.events[name] = c
 	}
-	i := len(c.prof)
-	t := ts.UnixNano()
-	c.prof = append(c.prof, num)
-	c.ts = append(c.ts, t)
-	c.next = append(c.next, -1)
-	if ch, ok := c.byProf[num]; ok {
-		c.next[ch.last] = int32(i)
-		c.byProf[num] = chain{ch.first, int32(i)}
-	} else {
-		c.byProf[num] = chain{int32(i), int32(i)}
-	}
-	if i%blockSize == 0 {
-		c.blocks = append(c.blocks, block{t, t})
-	} else {
-		b := &c.blocks[len(c.blocks)-1]
-		b.min, b.max = min(b.min, t), max(b.max, t)
-	}
+	i := c.appendEvent(num, ts.UnixNano())
 	// The event's paths and values, walked once (no per-event maps).
 	pv, dotted := x.pathBuf[:0], false
 	pv, dotted = appendPaths(pv, "", props, 1, dotted)
@@ -407,6 +391,29 @@ func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string
 			col.push(0) // the event lacks the path
 		}
 	}
+}
+
+// appendEvent adds an event's profile and time, chains it to the profile's
+// previous event and widens its block's time bounds; it returns the
+// event's position. The property columns are the caller's.
+func (c *eventCol) appendEvent(num uint32, t int64) int {
+	i := len(c.prof)
+	c.prof = append(c.prof, num)
+	c.ts = append(c.ts, t)
+	c.next = append(c.next, -1)
+	if ch, ok := c.byProf[num]; ok {
+		c.next[ch.last] = int32(i)
+		c.byProf[num] = chain{ch.first, int32(i)}
+	} else {
+		c.byProf[num] = chain{int32(i), int32(i)}
+	}
+	if i%blockSize == 0 {
+		c.blocks = append(c.blocks, block{t, t})
+	} else {
+		b := &c.blocks[len(c.blocks)-1]
+		b.min, b.max = min(b.min, t), max(b.max, t)
+	}
+	return i
 }
 
 // pathVal is one property path of an event and its value.

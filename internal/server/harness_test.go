@@ -102,11 +102,8 @@ func (l *live) do(ctx context.Context, method, path string, body any, out any) (
 	}
 	if out != nil && len(raw) > 0 && res.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return res.StatusCode, fmt.Errorf("%s %s: %w in %q", method, path, err, raw)
+			return res.StatusCode, fmt.Errorf("%s %s: %w in %.300q", method, path, err, raw)
 		}
-	}
-	if res.StatusCode >= 300 && out == nil {
-		return res.StatusCode, nil
 	}
 	if res.StatusCode >= 300 {
 		return res.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, raw)
@@ -115,6 +112,7 @@ func (l *live) do(ctx context.Context, method, path string, body any, out any) (
 }
 
 // must is do that fails the test on any error or non-2xx answer.
+// (do itself reports a non-2xx answer as an error with its body.)
 func (l *live) must(ctx context.Context, method, path string, body any, out any) {
 	l.t.Helper()
 	code, err := l.do(ctx, method, path, body, out)

@@ -278,25 +278,46 @@ func (s *Server) timerLoop(now func() time.Time) {
 	}
 }
 
-// Retain deletes the events (and remembered messageIds) that have passed
-// the retention period, for every workspace: whole days, by range deletion.
+// Retain applies the retention period to every workspace: memberships
+// that depended on events past it change (reason "time") and the index
+// frees them, then the store deletes those whole days by range deletion,
+// and the remembered messageIds received before then expire. Bot flags
+// quiet for a day are lifted, and the change log is compacted.
 func (s *Server) Retain(ctx context.Context, now time.Time) error {
 	cutoff := store.Day(now.Add(-time.Duration(s.cfg.Retention)))
+	from := time.Unix(int64(cutoff)*86400, 0).UTC()
 	wss, err := s.St.Workspaces()
 	if err != nil {
 		return err
 	}
 	for _, w := range wss {
+		ws, ok := s.In.Workspace(w.Num)
+		if !ok {
+			continue
+		}
+		// Memberships and the index first: a crash before the store's
+		// deletion leaves events the next sweep drops again.
+		if err := s.Seg.Retain(ctx, ws, from); err != nil {
+			return fmt.Errorf("retention of workspace %q: %w", w.Name, err)
+		}
 		if err := s.St.DeleteEventsBefore(w.Num, cutoff); err != nil {
 			return err
-		}
-		if ws, ok := s.In.Workspace(w.Num); ok && s.Seg != nil {
-			// Queries stop counting what the store no longer has.
-			s.Seg.Index(ws).SetRetention(time.Unix(int64(cutoff)*86400, 0))
 		}
 		n, err := s.St.DeleteMsgIDsBefore(ctx, w.Num, cutoff)
 		if err != nil {
 			return err
+		}
+		if err := s.In.ExpireBots(ctx, ws); err != nil {
+			return fmt.Errorf("bot flags of workspace %q: %w", w.Name, err)
+		}
+		if h := time.Duration(s.cfg.ChangeLogHorizon); h > 0 {
+			bound := ^uint64(0)
+			if s.Sinks != nil {
+				bound = s.Sinks.MinCursor(w.Num)
+			}
+			if _, err := s.Seg.CompactChanges(ctx, ws, now.Add(-h), bound); err != nil {
+				return fmt.Errorf("change log of workspace %q: %w", w.Name, err)
+			}
 		}
 		s.log.Debug("retention sweep", "workspace", w.Name, "before_day", cutoff, "message_ids", n)
 	}

@@ -309,6 +309,27 @@ func (m *Manager) List(ws *ingest.Workspace) []Status {
 	return out
 }
 
+// MinCursor is the lowest delivery cursor of a workspace's sinks (the
+// change log must not be compacted past it), or the largest seq when the
+// workspace has no sink.
+func (m *Manager) MinCursor(ws uint32) uint64 {
+	m.mu.Lock()
+	rs := make([]*runner, 0, len(m.runners))
+	for k, r := range m.runners {
+		if k.ws == ws {
+			rs = append(rs, r)
+		}
+	}
+	m.mu.Unlock()
+	low := ^uint64(0)
+	for _, r := range rs {
+		r.mu.Lock()
+		low = min(low, r.cursor)
+		r.mu.Unlock()
+	}
+	return low
+}
+
 func (r *runner) status() *Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -159,7 +159,12 @@ const (
 	tagChange    = 'x' // x ws seq → change record (JSON)
 	tagChangeSeq = 'C' // C ws → u64 last change seq
 	tagTimer     = 'T' // T ws due num segID → nil: a pending re-evaluation
+	tagCompacted = 'X' // X ws → u64 seq through which the change log is compacted
 )
+
+// CompactedKey holds the seq through which a workspace's change log keeps
+// only the latest change of each (segment, user).
+func CompactedKey(ws uint32) []byte { return wsKey(tagCompacted, ws, 0) }
 
 // ChangeKey is a membership change's key.
 func ChangeKey(ws uint32, seq uint64) []byte { return appendU64(wsKey(tagChange, ws, 8), seq) }

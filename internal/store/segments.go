@@ -97,3 +97,37 @@ func ScanTimers(r pebble.Reader, ws uint32, fn func(due time.Time, num uint32, s
 		return fn(decodeTime(binary.BigEndian.Uint64(k[5:])), binary.BigEndian.Uint32(k[13:]), string(k[17:]))
 	})
 }
+
+// ScanChangesBack calls fn for every change with seq ≤ upTo, newest first,
+// until fn returns false.
+func ScanChangesBack(r pebble.Reader, ws uint32, upTo uint64, fn func(seq uint64, rec []byte) bool) error {
+	lo, _ := wsRange(tagChange, ws)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: ChangeKey(ws, upTo+1)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.Last(); it.Valid(); it.Prev() {
+		k := it.Key()
+		if len(k) != 13 {
+			return fmt.Errorf("change key %x: %w", k, ErrCorruption)
+		}
+		if !fn(binary.BigEndian.Uint64(k[5:]), it.Value()) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// ReadCompacted reads the seq through which a workspace's change log is
+// compacted (0: never).
+func ReadCompacted(r pebble.Reader, ws uint32) (uint64, error) {
+	v, ok, err := Get(r, CompactedKey(ws))
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("change log compaction mark: %w", ErrCorruption)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}

@@ -411,20 +411,36 @@ func (s *Store) DeleteEventsBefore(ws, day uint32) error {
 	return nil
 }
 
-// DeleteMsgIDsBefore removes dedup entries received before day.
+// msgIDSweepBatch bounds how many expired messageIds one committed batch
+// of the sweep deletes, so its memory does not grow with the backlog.
+const msgIDSweepBatch = 10_000
+
+// DeleteMsgIDsBefore removes dedup entries received before day, committing
+// every msgIDSweepBatch deletions.
 func (s *Store) DeleteMsgIDsBefore(ctx context.Context, ws, day uint32) (int, error) {
 	lo, hi := wsRange(tagMsgID, ws)
 	b := s.db.NewBatch()
-	defer b.Close()
-	n := 0
+	defer func() { b.Close() }()
+	n, pending := 0, 0
 	err := scan(s.db, lo, hi, func(k, v []byte) error {
-		if len(v) == 4 && binary.BigEndian.Uint32(v) < day {
-			n++
-			if n%4096 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return b.Delete(k, nil)
+		if len(v) != 4 || binary.BigEndian.Uint32(v) >= day {
+			return nil
 		}
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
+		n++
+		if pending++; pending < msgIDSweepBatch {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		b.Close()
+		b, pending = s.db.NewBatch(), 0
 		return nil
 	})
 	if err != nil {

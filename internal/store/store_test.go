@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,39 @@ func TestDecodeCorruption(t *testing.T) {
 	}
 	if _, err := decodeEvent([]byte("short"), nil); !errors.Is(err, ErrCorruption) {
 		t.Errorf("short event key: %v", err)
+	}
+}
+
+// TestDeleteMsgIDsBeforeInBatches: the dedup sweep removes exactly the
+// ids received before the cutoff, across several bounded batches.
+func TestDeleteMsgIDsBeforeInBatches(t *testing.T) {
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := s.DB().NewBatch()
+	const old, recent = 2*msgIDSweepBatch + 123, 50
+	for i := range old + recent {
+		day := uint32(10)
+		if i >= old {
+			day = 20
+		}
+		if err := b.Set(MsgIDKey(1, fmt.Sprint("m", i)), U32(day), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteMsgIDsBefore(context.Background(), 1, 15)
+	if err != nil || n != old {
+		t.Fatalf("deleted %d (%v), want %d", n, err, old)
+	}
+	left := 0
+	lo, hi := wsRange(tagMsgID, 1)
+	scan(s.DB(), lo, hi, func(k, v []byte) error { left++; return nil })
+	if left != recent {
+		t.Errorf("%d ids left, want the %d recent ones", left, recent)
 	}
 }
