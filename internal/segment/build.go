@@ -33,17 +33,26 @@ func (m *Manager) buildAndWait(ctx context.Context, w *ingest.Workspace, id stri
 func (m *Manager) buildLoop() {
 	defer m.wg.Done()
 	for {
+		req, ok := m.dequeue()
+		if !ok {
+			select {
+			case <-m.stop:
+				return
+			case <-m.wake:
+				continue
+			}
+		}
+		if err := m.build(req); err != nil {
+			m.log.Error("segment build failed", "segment", req.id, "err", err)
+		}
+		if req.done != nil {
+			close(req.done)
+		}
+		m.buildDone()
 		select {
 		case <-m.stop:
 			return
-		case req := <-m.builds:
-			if err := m.build(req); err != nil {
-				m.log.Error("segment build failed", "segment", req.id, "err", err)
-			}
-			if req.done != nil {
-				close(req.done)
-			}
-			m.buildDone()
+		default:
 		}
 	}
 }

@@ -146,7 +146,11 @@ type Manager struct {
 	mu     sync.RWMutex
 	spaces map[uint32]*space
 
-	builds chan buildReq
+	// builds queued for the build goroutine (unbounded, so enqueueing
+	// never blocks and starts no goroutine); wake signals it.
+	qmu    sync.Mutex
+	queue  []buildReq
+	wake   chan struct{}
 	// inflight counts queued and running builds; idle is signalled when
 	// it drops to zero.
 	inflightMu sync.Mutex
@@ -176,7 +180,7 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 		opts.BuildWait = 2 * time.Second
 	}
 	m := &Manager{st: st, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
-		spaces: map[uint32]*space{}, builds: make(chan buildReq, 1024), stop: make(chan struct{})}
+		spaces: map[uint32]*space{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	m.dur.init()
 	m.idle = sync.NewCond(&m.inflightMu)
 	wss, err := st.Workspaces()
@@ -245,11 +249,26 @@ func (m *Manager) enqueue(b buildReq) {
 	m.inflightMu.Lock()
 	m.inflight++
 	m.inflightMu.Unlock()
+	m.qmu.Lock()
+	m.queue = append(m.queue, b)
+	m.qmu.Unlock()
 	select {
-	case m.builds <- b:
-	default:
-		go func() { m.builds <- b }()
+	case m.wake <- struct{}{}:
+	default: // already signalled
 	}
+}
+
+// dequeue takes the oldest queued build.
+func (m *Manager) dequeue() (buildReq, bool) {
+	m.qmu.Lock()
+	defer m.qmu.Unlock()
+	if len(m.queue) == 0 {
+		return buildReq{}, false
+	}
+	b := m.queue[0]
+	m.queue[0] = buildReq{}
+	m.queue = m.queue[1:]
+	return b, true
 }
 
 func (m *Manager) buildDone() {
