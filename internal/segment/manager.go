@@ -148,9 +148,9 @@ type Manager struct {
 
 	// builds queued for the build goroutine (unbounded, so enqueueing
 	// never blocks and starts no goroutine); wake signals it.
-	qmu    sync.Mutex
-	queue  []buildReq
-	wake   chan struct{}
+	qmu   sync.Mutex
+	queue []buildReq
+	wake  chan struct{}
 	// inflight counts queued and running builds; idle is signalled when
 	// it drops to zero.
 	inflightMu sync.Mutex
