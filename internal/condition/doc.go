@@ -154,6 +154,14 @@
 //     value, and the aggregate does not match whatever the operator —
 //     not even neq.
 //
+// # Traits the server sets
+//
+// "$bot": true is set by ingestion on a profile that sent more than
+// limits.bot_events_per_minute events in one minute, and removed after a
+// day under the threshold. Its events are all kept; to leave such
+// profiles out of a segment, add {"not": {"trait": "$bot", "op": "eq",
+// "value": true}}.
+//
 // # Validation
 //
 // Parse refuses, with the JSON pointer of the offending part (see Error):
