@@ -179,6 +179,12 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusServiceUnavailable, "the server is shutting down")
 		return
 	}
+	if errors.Is(err, ingest.ErrOverloaded) {
+		// Nothing of the request was stored: SDKs retry on 503.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "ingestion is behind; nothing of this request was stored, retry after 1 s")
+		return
+	}
 	s.log.Error("request failed", "err", err)
 	writeError(w, http.StatusInternalServerError, "internal error: "+err.Error())
 }

@@ -42,6 +42,10 @@ type Limits struct {
 	// one minute with the trait "$bot" and throttles its re-evaluation
 	// (its events are all kept); 0 disables.
 	BotEventsPerMinute int `yaml:"bot_events_per_minute"`
+	// MaxIngestWait: a /v1 request whose messages the applier has not taken
+	// within it is answered 503 with Retry-After, and nothing of it is
+	// stored.
+	MaxIngestWait Duration `yaml:"max_ingest_wait"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -60,6 +64,7 @@ func Default() Config {
 			MaxMessageBytes:    32 * 1024,
 			MaxBatchBytes:      500 * 1024,
 			BotEventsPerMinute: 1200,
+			MaxIngestWait:      Duration(5 * time.Second),
 		},
 	}
 }
@@ -132,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.BotEventsPerMinute < 0 {
 		bad("limits.bot_events_per_minute: %d must not be negative", c.Limits.BotEventsPerMinute)
+	}
+	if c.Limits.MaxIngestWait <= 0 {
+		bad("limits.max_ingest_wait: %s must be positive", time.Duration(c.Limits.MaxIngestWait))
 	}
 	if c.Limits.Burst < 0 {
 		bad("limits.burst: %d must not be negative", c.Limits.Burst)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -22,6 +23,11 @@ var syncWrite = pebble.Sync
 // ErrClosed is returned for submissions after Close.
 var ErrClosed = errors.New("ingest: closed")
 
+// ErrOverloaded is returned for a submission of messages that waited
+// longer than Options.MaxWait for the applier to take it: nothing of it was
+// stored, and the client should retry later.
+var ErrOverloaded = errors.New("ingest: overloaded")
+
 // Options configure an Ingester.
 type Options struct {
 	Limits     config.Limits
@@ -30,6 +36,11 @@ type Options struct {
 	Now        func() time.Time      // nil: time.Now
 	// MaxGroup bounds how many messages one commit holds; 0 means 20,000.
 	MaxGroup int
+	// MaxWait bounds how long a submission of messages waits for the
+	// applier to take it before it is refused with ErrOverloaded (and
+	// nothing of it is stored); 0 means 5 s. Internal jobs (Run, user
+	// deletions) always wait.
+	MaxWait time.Duration
 	// OnApply, when set, is called by the applier with what a commit
 	// group changed in one workspace, just before the group is committed:
 	// what it writes to b commits atomically with the changes, and what it
@@ -83,6 +94,12 @@ type Result struct {
 type jobKind int
 
 const (
+	jobQueued int32 = iota
+	jobTaken
+	jobAbandoned
+)
+
+const (
 	jobMessages jobKind = iota
 	jobRefusal
 	jobDeleteUser
@@ -98,6 +115,12 @@ type job struct {
 	refusal store.Rejection
 	userID  string
 	run     func(b *pebble.Batch) error
+
+	// state: jobQueued until the applier takes it (jobTaken) or the
+	// submitter gives up waiting for that (jobAbandoned): exactly one of
+	// the two wins, so an abandoned job is never applied.
+	state  atomic.Int32
+	queued time.Time
 
 	gen   uint64 // the commit group it went in
 	res   Result
@@ -116,6 +139,9 @@ func New(st *store.Store, opts Options) (*Ingester, error) {
 	}
 	if opts.MaxGroup == 0 {
 		opts.MaxGroup = 20000
+	}
+	if opts.MaxWait == 0 {
+		opts.MaxWait = 5 * time.Second
 	}
 	g := &Ingester{
 		st: st, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
@@ -173,6 +199,14 @@ func (g *Ingester) submit(ctx context.Context, j *job) error {
 		return fmt.Errorf("ingest unavailable: %w", err)
 	}
 	j.done = make(chan struct{})
+	j.queued = time.Now()
+	// Only client messages are refused under overload; internal jobs wait.
+	var overdue <-chan time.Time
+	if j.kind == jobMessages {
+		t := time.NewTimer(g.opts.MaxWait)
+		defer t.Stop()
+		overdue = t.C
+	}
 	g.closeMu.RLock()
 	if g.closed {
 		g.closeMu.RUnlock()
@@ -186,12 +220,28 @@ func (g *Ingester) submit(ctx context.Context, j *job) error {
 		g.closeMu.RUnlock()
 		g.m.queue.Dec()
 		return ctx.Err()
+	case <-overdue:
+		g.closeMu.RUnlock()
+		g.m.queue.Dec()
+		g.m.overloaded.Inc()
+		return ErrOverloaded
 	}
 	select {
 	case <-j.done:
 		return j.err
 	case <-ctx.Done():
 		// The job may still commit; a retry is deduplicated by messageId.
+		return ctx.Err()
+	case <-overdue:
+		if j.state.CompareAndSwap(jobQueued, jobAbandoned) {
+			g.m.overloaded.Inc()
+			return ErrOverloaded // the applier will skip it
+		}
+	}
+	select { // the applier took it in time: it is being applied
+	case <-j.done:
+		return j.err
+	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
@@ -246,8 +296,20 @@ func (g *Ingester) applyLoop() {
 	defer g.wg.Done()
 	defer close(g.syncs)
 	for first := range g.jobs {
-		group := []*job{first}
-		n := len(first.items)
+		var group []*job
+		n := 0
+		take := func(j *job) {
+			if !j.state.CompareAndSwap(jobQueued, jobTaken) {
+				return // its submitter gave up: nothing of it is applied
+			}
+			if len(group) == 0 {
+				g.m.queueAge.Set(time.Since(j.queued).Seconds())
+			}
+			group = append(group, j)
+			n += len(j.items)
+		}
+		take(first)
+		taken := 1
 	drain:
 		for n < g.opts.MaxGroup {
 			select {
@@ -255,13 +317,16 @@ func (g *Ingester) applyLoop() {
 				if !ok {
 					break drain
 				}
-				group = append(group, j)
-				n += len(j.items)
+				take(j)
+				taken++
 			default:
 				break drain
 			}
 		}
-		g.m.queue.Sub(float64(len(group)))
+		g.m.queue.Sub(float64(taken))
+		if len(group) == 0 {
+			continue
+		}
 		if err := g.failure(); err != nil {
 			finish(group, fmt.Errorf("ingest unavailable: %w", err))
 			continue

@@ -8,6 +8,8 @@ type metrics struct {
 	apply, sync                    prometheus.Observer
 	groupSize                      prometheus.Observer
 	bots                           prometheus.Counter
+	overloaded                     prometheus.Counter
+	queueAge                       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,8 +45,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.bots = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cohort_bot_profiles_flagged_total", Help: "Profiles flagged as bots by their event rate.",
 	})
+	m.overloaded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cohort_ingest_overloaded_total", Help: "Submissions refused with 503 because the applier did not take them within limits.max_ingest_wait.",
+	})
+	m.queueAge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cohort_ingest_queue_age_seconds", Help: "How long the oldest submission of the last commit group waited for the applier (alert on this, not on queue depth).",
+	})
 	if reg != nil {
-		reg.MustRegister(msgs, m.queue, apply, sync, group, m.bots)
+		reg.MustRegister(msgs, m.queue, apply, sync, group, m.bots, m.overloaded, m.queueAge)
 	}
 	return m
 }

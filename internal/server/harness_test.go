@@ -212,3 +212,11 @@ func (w *watchdog) Stop(t *testing.T) {
 		t.Fatalf("watchdog: %s: a request or the applier is stuck\n%s", w.why, w.dump)
 	}
 }
+
+func jsonBody(t testing.TB, v any) io.Reader {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(raw)
+}

@@ -97,6 +97,7 @@ func Open(cfg config.Config, o Options) (*Server, error) {
 	}
 	s.Seg = mgr
 	in, err := ingest.New(st, ingest.Options{Limits: cfg.Limits, Logger: s.log, Registerer: s.reg, Now: o.Now,
+		MaxWait: time.Duration(cfg.Limits.MaxIngestWait),
 		OnApply: mgr.OnApply, OnCommitted: mgr.OnCommitted, OnSynced: mgr.OnSynced})
 	if err != nil {
 		st.Close()
