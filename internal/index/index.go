@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,12 +51,18 @@ type traitIdx struct {
 	keys *roaring.Bitmap // profiles that have the key (even when null)
 	vals map[string]*valEntry
 
-	numMu    sync.Mutex  // readers rebuild nums lazily under it
-	nums     []float64   // sorted distinct numeric values
-	numVals  []*valEntry // their entries, in the same order
-	buckets  []*roaring.Bitmap
-	bsize    int
+	// Sorted distinct values, rebuilt by readers under numMu when a
+	// distinct value appeared or vanished (numDirty): numbers, and
+	// date-time strings by instant (parsed once, when their entry is
+	// made). instOut counts date-time values outside the range of an
+	// int64 instant: while any exists, date-time tests take the general
+	// path.
+	numMu    sync.Mutex
+	num      sortedVals[float64]
+	inst     sortedVals[int64]
+	instOut  int
 	numDirty bool
+	sorted   bool // num and inst were built at least once
 
 	// subs: for a dotted name "head.rest", the index of the values at rest
 	// inside head's object values, by rest; created by readers under
@@ -68,8 +72,19 @@ type traitIdx struct {
 }
 
 type valEntry struct {
-	v  any
-	bm *roaring.Bitmap
+	v    any
+	bm   *roaring.Bitmap
+	inst int64 // the value's instant, when isInst
+	// isInst: a date-time string with an int64 instant; instOut: a
+	// date-time outside that range.
+	isInst, instOut bool
+}
+
+// newValEntry makes a distinct value's entry, parsing a date-time once.
+func newValEntry(v any) *valEntry {
+	e := &valEntry{v: v, bm: roaring.New()}
+	e.inst, e.isInst, e.instOut = instantOf(v)
+	return e
 }
 
 type eventCol struct {
@@ -290,7 +305,7 @@ func (t *traitIdx) set(num uint32, old any, hadOld bool, cur any, hasCur bool) {
 		key := canonKey(cur)
 		e := t.vals[key]
 		if e == nil {
-			e = &valEntry{v: cur, bm: roaring.New()}
+			e = newValEntry(cur)
 			t.vals[key] = e
 			t.markDirty()
 		}
@@ -338,7 +353,7 @@ func (t *traitIdx) sub(rest string) *traitIdx {
 		key := canonKey(v)
 		se := s.vals[key]
 		if se == nil {
-			se = &valEntry{v: v, bm: roaring.New()}
+			se = newValEntry(v)
 			s.vals[key] = se
 		}
 		se.bm.Or(e.bm)
@@ -497,7 +512,7 @@ func (x *Index) Trait(n *condition.Node, now time.Time) *roaring.Bitmap {
 	name := n.Name
 	// Fast paths: direct lookups and numeric ranges on a top-level trait.
 	if t, ok := x.traits[name]; ok && !strings.Contains(name, ".") {
-		if bm, ok := x.traitFast(t, test); ok {
+		if bm, ok := x.traitFast(t, test, now); ok {
 			return bm
 		}
 	}
@@ -534,10 +549,15 @@ func (x *Index) Trait(n *condition.Node, now time.Time) *roaring.Bitmap {
 	return out
 }
 
-// traitFast answers eq/neq/in/not_in on scalars by lookup and numeric
-// ranges by binary search over the sorted distinct values. It reports
-// false when the general path must answer.
-func (x *Index) traitFast(t *traitIdx, test *condition.Test) (*roaring.Bitmap, bool) {
+// traitFast answers eq/neq/in/not_in on scalars by lookup, and numeric
+// and date-time ranges (within_last too) by binary search over the sorted
+// distinct values: a date-time is parsed once, when its value is first
+// seen, never per query. It reports false when the general path must
+// answer.
+func (x *Index) traitFast(t *traitIdx, test *condition.Test, now time.Time) (*roaring.Bitmap, bool) {
+	if bm, ok, handled := x.instFast(t, test, now); handled {
+		return bm, ok
+	}
 	lookup := func(s condition.Scalar) *roaring.Bitmap {
 		var v any
 		switch s.Type {
@@ -603,114 +623,129 @@ func (x *Index) traitFast(t *traitIdx, test *condition.Test) (*roaring.Bitmap, b
 	return nil, false
 }
 
-// sortedLocked rebuilds the sorted distinct numeric values when they are
-// stale. The caller holds numMu.
-func (t *traitIdx) sortedLocked() {
-	if !t.numDirty && t.nums != nil {
-		return
-	}
-	t.nums, t.numVals, t.buckets = t.nums[:0], t.numVals[:0], nil
-	for _, e := range t.vals {
-		if f, ok := e.v.(float64); ok {
-			t.nums = append(t.nums, f)
-			t.numVals = append(t.numVals, e)
+// instFast answers within_last, not_within_last and comparisons with a
+// date-time operand from the instants. handled is false for other tests.
+func (x *Index) instFast(t *traitIdx, test *condition.Test, now time.Time) (bm *roaring.Bitmap, ok, handled bool) {
+	const minNs, maxNs = math.MinInt64, math.MaxInt64
+	ns := func(tm time.Time) (int64, bool) {
+		if tm.Before(minInstant) || tm.After(maxInstant) {
+			return 0, false
 		}
+		return tm.UnixNano(), true
 	}
-	sort.Sort(byNum{t})
-	t.numDirty = false
+	var lo, hi int64 = minNs, maxNs
+	loIncl, hiIncl, negate := true, true, false
+	switch test.Op {
+	case condition.OpWithinLast, condition.OpNotWithinLast:
+		// (now - d, now]
+		n, ok1 := ns(now)
+		from, ok2 := ns(now.Add(-test.Duration))
+		if !ok1 || !ok2 {
+			return nil, false, true
+		}
+		lo, loIncl, hi = from, false, n
+		negate = test.Op == condition.OpNotWithinLast
+	case condition.OpGt, condition.OpGte, condition.OpLt, condition.OpLte:
+		if test.Scalar.Type != model.DateTime {
+			return nil, false, false
+		}
+		v, ok := ns(test.Scalar.Time)
+		if !ok {
+			return nil, false, true
+		}
+		switch test.Op {
+		case condition.OpGt, condition.OpGte:
+			lo, loIncl = v, test.Op == condition.OpGte
+		default:
+			hi, hiIncl = v, test.Op == condition.OpLte
+		}
+	case condition.OpBetween:
+		if len(test.List) != 2 || test.List[0].Type != model.DateTime {
+			return nil, false, false
+		}
+		a, ok1 := ns(test.List[0].Time)
+		b, ok2 := ns(test.List[1].Time)
+		if !ok1 || !ok2 {
+			return nil, false, true
+		}
+		lo, hi = a, b
+	default:
+		return nil, false, false
+	}
+	parts, ok := t.instRange(lo, loIncl, hi, hiIncl)
+	if !ok {
+		return nil, false, true
+	}
+	bm = roaring.FastOr(parts...)
+	if negate {
+		bm = roaring.AndNot(x.all, bm)
+	}
+	return bm, true, true
 }
 
-type byNum struct{ t *traitIdx }
-
-func (b byNum) Len() int           { return len(b.t.nums) }
-func (b byNum) Less(i, j int) bool { return b.t.nums[i] < b.t.nums[j] }
-func (b byNum) Swap(i, j int) {
-	b.t.nums[i], b.t.nums[j] = b.t.nums[j], b.t.nums[i]
-	b.t.numVals[i], b.t.numVals[j] = b.t.numVals[j], b.t.numVals[i]
+// sortedLocked rebuilds the sorted distinct values when they are stale.
+// The caller holds numMu.
+func (t *traitIdx) sortedLocked() {
+	if !t.numDirty && t.sorted {
+		return
+	}
+	t.num.reset()
+	t.inst.reset()
+	t.instOut = 0
+	for _, e := range t.vals {
+		if f, ok := e.v.(float64); ok {
+			t.num.add(f, e)
+		}
+		switch {
+		case e.isInst:
+			t.inst.add(e.inst, e)
+		case e.instOut:
+			t.instOut++
+		}
+	}
+	t.num.sort()
+	t.inst.sort()
+	t.numDirty, t.sorted = false, true
 }
 
 // numRange returns the bitmaps whose union is the profiles with a number
-// in the range: for many distinct values, whole buckets of consecutive
-// values (their unions, built on first use and kept current by set) and
-// the single values at the edges, so that a range over a hundred thousand
-// distinct values is a union of a few hundred bitmaps.
+// in the range.
 func (t *traitIdx) numRange(lo float64, loIncl bool, hi float64, hiIncl bool) []*roaring.Bitmap {
 	t.numMu.Lock()
 	defer t.numMu.Unlock()
 	t.sortedLocked()
-	nums := t.nums
-	i := sort.Search(len(nums), func(i int) bool { return nums[i] > lo || (loIncl && nums[i] == lo) })
-	j := sort.Search(len(nums), func(j int) bool { return nums[j] > hi || (!hiIncl && nums[j] == hi) })
-	if j <= i {
-		return nil
-	}
-	var parts []*roaring.Bitmap
-	if j-i < 2*minBucket {
-		for _, e := range t.numVals[i:j] {
-			parts = append(parts, e.bm)
-		}
-		return parts
-	}
-	if t.buckets == nil {
-		t.bsize = max(minBucket, int(math.Sqrt(float64(len(nums)))))
-		for k := 0; k < len(nums); k += t.bsize {
-			bms := make([]*roaring.Bitmap, 0, t.bsize)
-			for _, e := range t.numVals[k:min(k+t.bsize, len(nums))] {
-				bms = append(bms, e.bm)
-			}
-			t.buckets = append(t.buckets, roaring.FastOr(bms...))
-		}
-	}
-	bs := t.bsize
-	first, last := (i+bs-1)/bs, j/bs // whole buckets [first, last)
-	if first >= last {
-		for _, e := range t.numVals[i:j] {
-			parts = append(parts, e.bm)
-		}
-		return parts
-	}
-	for _, e := range t.numVals[i : first*bs] {
-		parts = append(parts, e.bm)
-	}
-	parts = append(parts, t.buckets[first:last]...)
-	for _, e := range t.numVals[last*bs : j] {
-		parts = append(parts, e.bm)
-	}
-	return parts
+	return t.num.rangeParts(lo, loIncl, hi, hiIncl)
 }
 
-// minBucket is the least number of distinct values per bucket.
-const minBucket = 64
+// instRange returns the bitmaps whose union is the profiles with a
+// date-time in the range (Unix ns); ok is false while a date-time outside
+// the int64 range exists (the general path answers).
+func (t *traitIdx) instRange(lo int64, loIncl bool, hi int64, hiIncl bool) (parts []*roaring.Bitmap, ok bool) {
+	t.numMu.Lock()
+	defer t.numMu.Unlock()
+	t.sortedLocked()
+	if t.instOut > 0 {
+		return nil, false
+	}
+	return t.inst.rangeParts(lo, loIncl, hi, hiIncl), true
+}
 
-// moveNum keeps the buckets current when num's numeric value changes
-// among existing distinct values; a new or vanished distinct value marks
-// them stale instead (markDirty). The caller is the change feed.
+// moveNum keeps the buckets current when num's value changes among
+// existing distinct values; a new or vanished distinct value marks them
+// stale instead (markDirty). The caller is the change feed.
 func (t *traitIdx) moveNum(num uint32, old any, hadOld bool, cur any, hasCur bool) {
 	t.numMu.Lock()
 	defer t.numMu.Unlock()
-	if t.buckets == nil || t.numDirty {
+	if t.numDirty || !t.sorted {
 		return
 	}
-	bucket := func(v any) int {
-		f, ok := v.(float64)
-		if !ok {
-			return -1
-		}
-		k, found := slices.BinarySearch(t.nums, f)
-		if !found {
-			return -1
-		}
-		return k / t.bsize
-	}
-	if hadOld {
-		if k := bucket(old); k >= 0 {
-			t.buckets[k].Remove(num)
-		}
-	}
-	if hasCur {
-		if k := bucket(cur); k >= 0 {
-			t.buckets[k].Add(num)
-		}
+	of, oNum := old.(float64)
+	cf, cNum := cur.(float64)
+	t.num.move(num, of, hadOld && oNum, cf, hasCur && cNum)
+	if t.inst.buckets != nil {
+		oi, oInst, _ := instantOf(old)
+		ci, cInst, _ := instantOf(cur)
+		t.inst.move(num, oi, hadOld && oInst, ci, hasCur && cInst)
 	}
 }
 

@@ -229,3 +229,72 @@ func TestScanSplit(t *testing.T) {
 		t.Errorf("default at 4M events / 10M profiles: %d workers, want 1", got)
 	}
 }
+
+// TestDateRangeBuckets checks date-time tests answered from the sorted
+// instants (within_last, not_within_last, comparisons and between with a
+// date-time operand) against brute force, while values move, new ones
+// appear, some strings are not date-times, and a date-time outside the
+// int64 instant range sends the test to the general path.
+func TestDateRangeBuckets(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 11))
+	x := New()
+	now := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
+	vals := map[uint32]any{}
+	apply := func(num uint32, v any) {
+		var old map[string]any
+		if ov, ok := vals[num]; ok {
+			old = map[string]any{"signup": ov}
+		}
+		x.Apply(&ingest.Changes{Profiles: []ingest.ProfileChange{{Num: num, NewID: "p", Old: old, New: map[string]any{"signup": v}}}})
+		vals[num] = v
+	}
+	date := func(spread int) any {
+		switch r.IntN(40) {
+		case 0:
+			return "not a date"
+		case 1:
+			return float64(r.IntN(10))
+		}
+		return now.Add(-time.Duration(r.IntN(spread)) * time.Minute).Add(time.Duration(r.IntN(3)) * time.Hour).Format(time.RFC3339)
+	}
+	for n := range uint32(20000) {
+		apply(n, date(60*24*200))
+	}
+	tests := []string{
+		`{"trait":"signup","op":"within_last","value":"90d"}`, `{"trait":"signup","op":"not_within_last","value":"30d"}`,
+		`{"trait":"signup","op":"within_last","value":"1h"}`, `{"trait":"signup","op":"gt","value":"2026-05-01T00:00:00Z"}`,
+		`{"trait":"signup","op":"lte","value":"2026-03-15T08:30:00Z"}`,
+		`{"trait":"signup","op":"between","value":["2026-02-01T00:00:00Z","2026-04-01T00:00:00+02:00"]}`,
+	}
+	for round := range 8 {
+		if round == 6 {
+			apply(7, "0001-01-01T00:00:00Z") // outside int64 nanoseconds: the general path answers
+		}
+		x.RLock()
+		for _, src := range tests {
+			n, err := condition.Parse([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := roaring.New()
+			for num := range uint32(20000) {
+				v, ok := vals[num]
+				if n.Test.Match(v, ok, now) {
+					want.Add(num)
+				}
+			}
+			if got := x.Trait(n, now); !got.Equals(want) {
+				t.Fatalf("round %d, %s: index %d, brute force %d", round, src, got.GetCardinality(), want.GetCardinality())
+			}
+		}
+		x.RUnlock()
+		for range 1000 {
+			num := uint32(r.IntN(20000))
+			if round%3 < 2 {
+				apply(num, vals[uint32(r.IntN(20000))]) // an existing value: buckets updated in place
+			} else {
+				apply(num, date(60*24*400)) // mostly new ones: rebuilt
+			}
+		}
+	}
+}

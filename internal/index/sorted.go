@@ -1,0 +1,139 @@
+package index
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/cohortdb/cohort/internal/model"
+)
+
+// sortedVals is a trait's distinct values of one ordered kind (numbers, or
+// date-times as instants) sorted by key, with their entries, and buckets:
+// the unions of runs of consecutive values, so that a range over many
+// distinct values is a union of a few hundred bitmaps. It is rebuilt by
+// readers when a distinct value appeared or vanished (traitIdx.numDirty),
+// and its buckets are kept current by the change feed otherwise.
+type sortedVals[K cmp.Ordered] struct {
+	keys    []K
+	vals    []*valEntry
+	buckets []*roaring.Bitmap
+	bsize   int
+}
+
+func (s *sortedVals[K]) reset() {
+	s.keys, s.vals, s.buckets = s.keys[:0], s.vals[:0], nil
+}
+
+func (s *sortedVals[K]) add(k K, e *valEntry) {
+	s.keys = append(s.keys, k)
+	s.vals = append(s.vals, e)
+}
+
+func (s *sortedVals[K]) sort() { sort.Sort(byKey[K]{s}) }
+
+type byKey[K cmp.Ordered] struct{ s *sortedVals[K] }
+
+func (b byKey[K]) Len() int           { return len(b.s.keys) }
+func (b byKey[K]) Less(i, j int) bool { return b.s.keys[i] < b.s.keys[j] }
+func (b byKey[K]) Swap(i, j int) {
+	b.s.keys[i], b.s.keys[j] = b.s.keys[j], b.s.keys[i]
+	b.s.vals[i], b.s.vals[j] = b.s.vals[j], b.s.vals[i]
+}
+
+// rangeParts returns the bitmaps whose union is the profiles with a key
+// in the range: whole buckets and the single values at the edges.
+func (s *sortedVals[K]) rangeParts(lo K, loIncl bool, hi K, hiIncl bool) []*roaring.Bitmap {
+	keys := s.keys
+	i := sort.Search(len(keys), func(i int) bool { return keys[i] > lo || (loIncl && keys[i] == lo) })
+	j := sort.Search(len(keys), func(j int) bool { return keys[j] > hi || (!hiIncl && keys[j] == hi) })
+	if j <= i {
+		return nil
+	}
+	var parts []*roaring.Bitmap
+	single := func(from, to int) {
+		for _, e := range s.vals[from:to] {
+			parts = append(parts, e.bm)
+		}
+	}
+	if j-i < 2*minBucket {
+		single(i, j)
+		return parts
+	}
+	if s.buckets == nil {
+		s.bsize = max(minBucket, int(math.Sqrt(float64(len(keys)))))
+		for k := 0; k < len(keys); k += s.bsize {
+			bms := make([]*roaring.Bitmap, 0, s.bsize)
+			for _, e := range s.vals[k:min(k+s.bsize, len(keys))] {
+				bms = append(bms, e.bm)
+			}
+			s.buckets = append(s.buckets, roaring.FastOr(bms...))
+		}
+	}
+	bs := s.bsize
+	first, last := (i+bs-1)/bs, j/bs // whole buckets [first, last)
+	if first >= last {
+		single(i, j)
+		return parts
+	}
+	single(i, first*bs)
+	parts = append(parts, s.buckets[first:last]...)
+	single(last*bs, j)
+	return parts
+}
+
+// move keeps the buckets current when num's key moves between existing
+// distinct values (ok reports that the value has a key of this kind).
+func (s *sortedVals[K]) move(num uint32, old K, hadOld bool, cur K, hasCur bool) {
+	if s.buckets == nil {
+		return
+	}
+	bucket := func(k K) int {
+		i, found := slices.BinarySearch(s.keys, k)
+		if !found {
+			return -1
+		}
+		return i / s.bsize
+	}
+	if hadOld {
+		if b := bucket(old); b >= 0 {
+			s.buckets[b].Remove(num)
+		}
+	}
+	if hasCur {
+		if b := bucket(cur); b >= 0 {
+			s.buckets[b].Add(num)
+		}
+	}
+}
+
+// minBucket is the least number of distinct values per bucket.
+const minBucket = 64
+
+// instantOf is a value's instant in Unix nanoseconds when it is a
+// date-time string (parsed once, when its entry is made). ok is false for
+// other values; out reports a date-time outside the years 1678–2262,
+// which only the general path compares.
+func instantOf(v any) (ns int64, ok, out bool) {
+	s, isStr := v.(string)
+	if !isStr {
+		return 0, false, false
+	}
+	t, isTime := model.ParseTime(s)
+	if !isTime {
+		return 0, false, false
+	}
+	if t.Before(minInstant) || t.After(maxInstant) {
+		return 0, false, true
+	}
+	return t.UnixNano(), true, false
+}
+
+var (
+	minInstant = time.Unix(0, math.MinInt64+1)
+	maxInstant = time.Unix(0, math.MaxInt64-1)
+)

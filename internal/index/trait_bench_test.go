@@ -1,0 +1,54 @@
+package index_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cohortdb/cohort/internal/condition"
+	"github.com/cohortdb/cohort/internal/index"
+	"github.com/cohortdb/cohort/internal/ingest"
+)
+
+// BenchmarkDateTrait measures date-time tests on a signup timestamp with
+// one-second resolution over two years, about one distinct value per
+// profile at 1M profiles: the high-cardinality case the seed DMP and
+// e-commerce data have.
+//
+//	go test -run XXX -bench DateTrait -benchtime 20x ./internal/index/
+func BenchmarkDateTrait(b *testing.B) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	const profiles = 1_000_000
+	x := index.New()
+	r := rand.New(rand.NewPCG(1, 2))
+	c := &ingest.Changes{}
+	for n := range uint32(profiles) {
+		signup := now.Add(-time.Duration(r.IntN(2*365*86400)) * time.Second).Format(time.RFC3339)
+		c.Profiles = append(c.Profiles, ingest.ProfileChange{Num: n, NewID: fmt.Sprint("u", n), New: map[string]any{"signup": signup}})
+		if len(c.Profiles) == 10_000 {
+			x.Apply(c)
+			c = &ingest.Changes{}
+		}
+	}
+	x.Apply(c)
+	for _, cond := range []struct{ name, src string }{
+		{"within_last_90d", `{"trait":"signup","op":"within_last","value":"90d"}`},
+		{"not_within_last_90d", `{"trait":"signup","op":"not_within_last","value":"90d"}`},
+		{"gt_date", `{"trait":"signup","op":"gt","value":"2026-01-01T00:00:00Z"}`},
+	} {
+		n, err := condition.Parse([]byte(cond.src))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(cond.name, func(b *testing.B) {
+			x.RLock()
+			defer x.RUnlock()
+			x.Trait(n, now) // sorted values and buckets built once, as the first query after a change does
+			b.ResetTimer()
+			for b.Loop() {
+				x.Trait(n, now)
+			}
+		})
+	}
+}
