@@ -35,7 +35,7 @@ type Index struct {
 	merged  *roaring.Bitmap     // keys of parent
 	deleted *roaring.Bitmap     // numbers whose events are gone
 	maxNum  uint32              // one more than the largest number seen
-	ids     map[uint32]string   // live root → canonical id
+	ids     idArena             // live root → canonical id
 	traits  map[string]*traitIdx
 	events  map[string]*eventCol
 	// retainFrom: events before it have passed retention and are ignored.
@@ -173,7 +173,7 @@ func (col *propCol) push(id uint32) {
 // New returns an empty index.
 func New() *Index {
 	return &Index{
-		all: roaring.New(), parent: map[uint32]uint32{}, kids: map[uint32][]uint32{}, ids: map[uint32]string{}, merged: roaring.New(), deleted: roaring.New(),
+		all: roaring.New(), parent: map[uint32]uint32{}, kids: map[uint32][]uint32{}, merged: roaring.New(), deleted: roaring.New(),
 		traits: map[string]*traitIdx{}, events: map[string]*eventCol{}, retainFrom: math.MinInt64,
 		scanWorkers: min(runtime.GOMAXPROCS(0), 4), scanMinEvents: 1 << 20, scanPerProfile: 2,
 	}
@@ -195,7 +195,7 @@ func Load(ctx context.Context, r pebble.Reader, ws uint32) (*Index, error) {
 	err = store.ScanProfiles(ctx, r, ws, func(num uint32, p *store.ProfileRecord) error {
 		x.setTraits(num, nil, p.Traits)
 		x.all.Add(num)
-		x.ids[num] = p.ID
+		x.ids.set(num, p.ID)
 		x.maxNum = max(x.maxNum, num+1)
 		return nil
 	})
@@ -231,10 +231,10 @@ func (x *Index) Apply(c *ingest.Changes) {
 		x.setTraits(p.Num, p.Old, p.New)
 		if p.NewID == "" {
 			x.all.Remove(p.Num)
-			delete(x.ids, p.Num)
+			x.ids.del(p.Num)
 		} else {
 			x.all.Add(p.Num)
-			x.ids[p.Num] = p.NewID
+			x.ids.set(p.Num, p.NewID)
 		}
 	}
 	for _, e := range c.Events {

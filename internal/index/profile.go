@@ -80,8 +80,7 @@ func (x *Index) AllClone() *roaring.Bitmap {
 // ID is a live root's canonical id. The caller holds RLock or is the
 // change feed's goroutine.
 func (x *Index) ID(n uint32) (string, bool) {
-	id, ok := x.ids[n]
-	return id, ok
+	return x.ids.get(n)
 }
 
 // Profiles with any event of name (by recorded number, mapped to roots).
