@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cohortdb/cohort/internal/buildinfo"
 	"github.com/cohortdb/cohort/internal/config"
 	"github.com/cohortdb/cohort/internal/ingest"
 	"github.com/cohortdb/cohort/internal/message"
@@ -372,7 +373,7 @@ func (h *httpSink) do(ctx context.Context, body []byte) (int, []byte, error) {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Content-Encoding", "gzip")
-		req.Header.Set("User-Agent", "cohort-import/"+version)
+		req.Header.Set("User-Agent", "cohort-import/"+buildinfo.Version)
 		req.SetBasicAuth(h.key, "")
 
 		var wait time.Duration
