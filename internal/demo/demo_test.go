@@ -92,7 +92,7 @@ func checkContent(t *testing.T, cfg Config, data []byte, st Stats) {
 	for sc.Scan() {
 		var m struct {
 			Type, MessageID, UserID, AnonymousID, PreviousID, Event, Name, Timestamp string
-			Traits, Properties                                                      map[string]any
+			Traits, Properties                                                       map[string]any
 		}
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			bad++
