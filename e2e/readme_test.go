@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,47 +25,139 @@ import (
 // TestMain built, and port 8080 becomes a free port. The walkthrough must
 // end as the README promises: u1 a member, and its enter on the stream.
 func TestREADMEWalkthrough(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("the README walkthrough uses curl, which is not installed (.ci/run installs it)")
-	}
+	r := newREADMERun(t)
 	blocks := readmeBlocks(t, "<!-- walkthrough", "<!-- /walkthrough -->")
 	if len(blocks) != 4 {
 		t.Fatalf("the walkthrough has %d shell blocks, want 4 (serve, send, segment, changes)", len(blocks))
 	}
-	dir := t.TempDir()
-	port := strconv.Itoa(freePort(t))
-	for i := range blocks {
-		blocks[i] = strings.ReplaceAll(blocks[i], "8080", port)
+	var out strings.Builder
+	for _, b := range blocks[:len(blocks)-1] {
+		out.WriteString(r.run(b) + "\n")
 	}
-
-	// Block 1: build, keys, serve.
-	env := os.Environ()
-	var serveLine string
-	for _, line := range strings.Split(blocks[0], "\n") {
-		switch {
-		case line == "go build -o cohort ./cmd/cohort":
-			copyFile(t, cohortBin, filepath.Join(dir, "cohort"))
-		case strings.HasPrefix(line, "export "):
-			env = append(env, strings.Fields(strings.TrimPrefix(line, "export "))...)
-		case strings.HasPrefix(line, "./cohort serve "):
-			serveLine = line
-		case strings.TrimSpace(line) != "":
-			t.Fatalf("the walkthrough's first block has a line this test does not know: %q", line)
+	for _, want := range []string{
+		`"traits":{"city":"London","plan":"pro"}`,
+		`"id":"cart-electronics"`,
+		`{"members":["u1"],"next_cursor":null}`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the walkthrough's output has no %s:\n%s", want, out.String())
 		}
 	}
-	if serveLine == "" {
-		t.Fatal("the walkthrough's first block starts no server")
+	seen := r.stream(blocks[len(blocks)-1], func(line string) bool {
+		return strings.Contains(line, `"segment":"cart-electronics","user":"u1","change":"enter"`) && strings.Contains(line, `"reason":"build"`)
+	})
+	if len(seen) < 3 || seen[len(seen)-3] != "id: 1" || seen[len(seen)-2] != "event: change" {
+		t.Errorf("the stream's first change is not as the README shows it (id: 1, event: change, data: ...):\n%s", strings.Join(seen, "\n"))
 	}
+}
+
+// TestREADMEDemo follows the README's one-minute demo the same way, with
+// the walkthrough's binary and keys: the import rejects only the
+// deliberately bad lines, the three segments have members, and the stream
+// shows an enter of each.
+func TestREADMEDemo(t *testing.T) {
+	r := newREADMERun(t)
+	blocks := readmeBlocks(t, "<!-- demo", "<!-- /demo -->")
+	if len(blocks) != 4 {
+		t.Fatalf("the demo has %d shell blocks, want 4 (gen and import, serve, segments, changes)", len(blocks))
+	}
+	imported := r.run(blocks[0])
+	if !matchesLine(imported, `  rejected +41`) || !matchesLine(imported, `  accepted +210000`) {
+		t.Errorf("the demo import is not as the README says (210,000 messages, 41 rejected):\n%s", imported)
+	}
+	r.run(blocks[1])
+	segs := r.run(blocks[2])
+	for _, id := range []string{"london-paid", "cart-abandoners", "kpop-fans"} {
+		if !strings.Contains(segs, `{"id":"`+id+`"`) {
+			t.Errorf("segment %s was not created:\n%s", id, segs)
+		}
+	}
+	if strings.Contains(segs, `"size":0,`) {
+		t.Errorf("a demo segment is empty:\n%s", segs)
+	}
+	entered := map[string]bool{}
+	r.stream(blocks[3], func(line string) bool {
+		for _, id := range []string{"london-paid", "cart-abandoners", "kpop-fans"} {
+			if strings.Contains(line, `"segment":"`+id+`"`) && strings.Contains(line, `"change":"enter"`) {
+				entered[id] = true
+			}
+		}
+		return len(entered) == 3
+	})
+}
+
+// readmeRun is one user following README blocks in one directory.
+type readmeRun struct {
+	t    *testing.T
+	dir  string
+	env  []string
+	port string
+}
+
+// newREADMERun starts in an empty directory holding the built binary as
+// ./cohort, with the walkthrough's exported keys.
+func newREADMERun(t *testing.T) *readmeRun {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("the README uses curl, which is not installed (.ci/run installs it)")
+	}
+	r := &readmeRun{t: t, dir: t.TempDir(), env: os.Environ(), port: strconv.Itoa(freePort(t))}
+	copyFile(t, cohortBin, filepath.Join(r.dir, "cohort"))
+	first := readmeBlocks(t, "<!-- walkthrough", "<!-- /walkthrough -->")[0]
+	for _, line := range strings.Split(first, "\n") {
+		if strings.HasPrefix(line, "export ") {
+			r.env = append(r.env, strings.Fields(strings.TrimPrefix(line, "export "))...)
+		}
+	}
+	return r
+}
+
+// run runs one block (port 8080 replaced) and returns its output. A block
+// of set-up lines is interpreted: the build (the binary is already there),
+// exports, and "./cohort serve", which starts a server until the test ends.
+func (r *readmeRun) run(block string) string {
+	t := r.t
+	t.Helper()
+	block = strings.ReplaceAll(block, "8080", r.port)
+	setup := true
+	for _, line := range strings.Split(block, "\n") {
+		if line != "go build -o cohort ./cmd/cohort" && !strings.HasPrefix(line, "export ") && !strings.HasPrefix(line, "./cohort serve ") {
+			setup = false
+		}
+	}
+	if !setup {
+		cmd := exec.Command("bash", "-euo", "pipefail", "-c", block)
+		cmd.Dir, cmd.Env = r.dir, r.env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("README block failed: %v\n%s\n--- output:\n%s", err, block, out)
+		}
+		return string(out)
+	}
+	for _, line := range strings.Split(block, "\n") {
+		switch {
+		case strings.HasPrefix(line, "export "):
+			r.env = append(r.env, strings.Fields(strings.TrimPrefix(line, "export "))...)
+		case strings.HasPrefix(line, "./cohort serve "):
+			r.serve(line)
+		}
+	}
+	return ""
+}
+
+// serve starts line in the background and waits until the server is
+// healthy; it is stopped with SIGTERM when the test ends.
+func (r *readmeRun) serve(line string) {
+	t := r.t
 	logs := &syncBuffer{}
-	serve := exec.Command("bash", "-c", "exec "+serveLine)
-	serve.Dir, serve.Env, serve.Stdout, serve.Stderr = dir, env, logs, logs
+	serve := exec.Command("bash", "-c", "exec "+line)
+	serve.Dir, serve.Env, serve.Stdout, serve.Stderr = r.dir, r.env, logs, logs
 	serve.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- serve.Wait() }()
-	defer func() {
+	t.Cleanup(func() {
 		syscall.Kill(-serve.Process.Pid, syscall.SIGTERM)
 		select {
 		case err := <-exited:
@@ -76,65 +169,45 @@ func TestREADMEWalkthrough(t *testing.T) {
 			<-exited
 			t.Errorf("the server did not stop within %s of SIGTERM", stopTimeout)
 		}
-	}()
-	waitHealthy(t, "http://127.0.0.1:"+port+"/healthz", exited, logs)
+	})
+	waitHealthy(t, "http://127.0.0.1:"+r.port+"/healthz", exited, logs)
+}
 
-	// The blocks in between: each must succeed.
-	var out strings.Builder
-	for i, b := range blocks[1 : len(blocks)-1] {
-		cmd := exec.Command("bash", "-euo", "pipefail", "-c", b)
-		cmd.Dir, cmd.Env = dir, env
-		got, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("walkthrough block %d failed: %v\n%s\n--- output:\n%s\n--- server log:\n%s", i+2, err, b, got, logs.String())
-		}
-		out.Write(got)
-		out.WriteString("\n")
-	}
-	for _, want := range []string{
-		`"traits":{"city":"London","plan":"pro"}`,
-		`"id":"cart-electronics"`,
-		`{"members":["u1"],"next_cursor":null}`,
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the walkthrough's output has no %s:\n%s", want, out.String())
-		}
-	}
-
-	// The last block: the change stream, read until u1's enter.
-	last := blocks[len(blocks)-1]
-	if !strings.Contains(last, "curl -N") {
-		t.Fatalf("the walkthrough's last block is not the change stream: %q", last)
+// stream runs a block that does not end (curl -N) and reads its lines
+// until done says so, failing after 15 s; it returns the lines read.
+func (r *readmeRun) stream(block string, done func(line string) bool) []string {
+	t := r.t
+	t.Helper()
+	if !strings.Contains(block, "curl -N") {
+		t.Fatalf("not a change-stream block: %q", block)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	stream := exec.CommandContext(ctx, "bash", "-c", "exec "+last)
-	stream.Dir, stream.Env = dir, env
-	stdout, err := stream.StdoutPipe()
+	cmd := exec.CommandContext(ctx, "bash", "-c", "exec "+strings.ReplaceAll(block, "8080", r.port))
+	cmd.Dir, cmd.Env = r.dir, r.env
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := stream.Start(); err != nil {
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	defer cmd.Wait()
+	defer cancel()
 	var seen []string
-	found := false
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		seen = append(seen, sc.Text())
-		if strings.HasPrefix(sc.Text(), "data: ") && strings.Contains(sc.Text(), `"segment":"cart-electronics","user":"u1","change":"enter"`) && strings.Contains(sc.Text(), `"reason":"build"`) {
-			found = true
-			break
+		if strings.HasPrefix(sc.Text(), "data: ") && done(sc.Text()) {
+			return seen
 		}
 	}
-	cancel()
-	stream.Wait()
-	if !found {
-		t.Fatalf("the change stream showed no enter of u1 (reason build) within 15 s:\n%s", strings.Join(seen, "\n"))
-	}
-	if len(seen) < 3 || seen[len(seen)-3] != "id: 1" || seen[len(seen)-2] != "event: change" {
-		t.Errorf("the stream's first change is not as the README shows it (id: 1, event: change, data: ...):\n%s", strings.Join(seen, "\n"))
-	}
+	t.Fatalf("the change stream did not show what the README promises within 15 s:\n%s", strings.Join(seen, "\n"))
+	return nil
+}
+
+func matchesLine(text, pattern string) bool {
+	return regexp.MustCompile(`(?m)^` + pattern + `$`).MatchString(text)
 }
 
 // readmeBlocks returns the ```sh blocks of README.md between two markers.
