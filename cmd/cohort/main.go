@@ -26,7 +26,7 @@ Usage:
                         run the server (HTTP API, embedded store)
   cohort import [--server URL --write-key KEY | --data DIR [--create]] FILE...
                         load NDJSON Segment messages and CSV profiles ("-": stdin)
-  cohort gen [--profiles N] [--events N] [--seed N] [--out DIR | --format ndjson|csv]
+  cohort gen [--profiles N] [--events N] [--seed N] [--now TIME] [--out DIR]
                         write a deterministic demo data set
   cohort version        print the version
   cohort help           this text
