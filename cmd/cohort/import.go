@@ -29,11 +29,24 @@ no server has open (--data DIR). Give exactly one of --server and --data.
                       used too) names the profile, every other non-empty cell is
                       a trait (numbers and true/false are typed, the rest text)
   *.gz                any of the above, gzip-compressed
+  -                   NDJSON from standard input (as "cohort gen" writes it)
 
 Messages without a messageId get one derived from the file name, line and
 content, so importing the same file again stores nothing twice. Rejected
 messages are summarised at the end and kept in the dead-letter log; they do
 not make the command fail, a file that cannot be read does.
+
+--data refuses a directory that holds no Cohort store (a typo would
+otherwise make a new, empty one) unless --create is given.
+
+Environment:
+  COHORT_WRITE_KEY   the write key, with --server, when --write-key is not given
+  COHORT_WRITE_KEY, COHORT_API_KEY, COHORT_ADMIN_KEY
+                     with --data --create, the new store's keys (as for serve)
+
+Examples:
+  cohort gen --profiles 2000 | cohort import --data ./cohort-data --create -
+  cohort import --server http://127.0.0.1:8080 --write-key KEY events.ndjson.gz users.csv
 
 Flags:
 `
@@ -49,8 +62,10 @@ type importConfig struct {
 	batch     int
 	idColumn  string
 	files     []string
+	create    bool // --create: --data may make a new store
 
 	// Not flags.
+	stdin         io.Reader // the file "-"
 	client        *http.Client
 	maxAttempts   int           // HTTP attempts per request before giving up
 	retryBase     time.Duration // first backoff
@@ -79,6 +94,7 @@ func parseImportArgs(args []string, stderr io.Writer) (importConfig, error) {
 		retryMax:      30 * time.Second,
 		progressEvery: 5 * time.Second,
 		now:           time.Now,
+		stdin:         os.Stdin,
 	}
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -89,6 +105,7 @@ func parseImportArgs(args []string, stderr io.Writer) (importConfig, error) {
 	fs.StringVar(&c.server, "server", "", "base URL of a running Cohort server, e.g. http://127.0.0.1:8080")
 	fs.StringVar(&c.writeKey, "write-key", "", "the workspace's write key, with --server (default $COHORT_WRITE_KEY)")
 	fs.StringVar(&c.data, "data", "", "data directory to import into directly (no server may have it open)")
+	fs.BoolVar(&c.create, "create", false, "with --data: create a new data directory when DIR holds none (else that is an error)")
 	fs.StringVar(&c.cfgPath, "config", "", "the server's YAML configuration, for its limits, with --data")
 	fs.StringVar(&c.workspace, "workspace", "default", "workspace to import into, with --data (with --server the write key decides)")
 	fs.IntVar(&c.batch, "batch", 500, "messages per batch")
@@ -148,6 +165,9 @@ func parseImportArgs(args []string, stderr io.Writer) (importConfig, error) {
 	} else if set["write-key"] {
 		return usageErr("--write-key applies to --server")
 	}
+	if set["create"] && c.server != "" {
+		return usageErr("--create applies to --data")
+	}
 	for _, f := range c.files {
 		if _, _, err := fileKind(f); err != nil {
 			return usageErr("%v", err)
@@ -164,6 +184,9 @@ const (
 
 // fileKind tells a file's format and compression from its name.
 func fileKind(path string) (kind string, gz bool, err error) {
+	if path == "-" {
+		return kindNDJSON, false, nil
+	}
 	name := strings.ToLower(filepath.Base(path))
 	if n, ok := strings.CutSuffix(name, ".gz"); ok {
 		name, gz = n, true
@@ -202,7 +225,9 @@ func runImport(ctx context.Context, cfg importConfig, stdout, stderr io.Writer) 
 		if f.gz {
 			f.idName = f.idName[:len(f.idName)-len(".gz")]
 		}
-		if fi, err := os.Stat(p); err != nil {
+		if p == "-" {
+			f.idName = "stdin"
+		} else if fi, err := os.Stat(p); err != nil {
 			f.statErr = readErr(p, err)
 		} else if fi.IsDir() {
 			f.statErr = fmt.Errorf("read %s: is a directory", p)
@@ -221,6 +246,7 @@ func runImport(ctx context.Context, cfg importConfig, stdout, stderr io.Writer) 
 		sink:     sink,
 		batch:    cfg.batch,
 		idColumn: cfg.idColumn,
+		stdin:    cfg.stdin,
 		sum:      sum,
 		prog:     prog,
 	}

@@ -119,6 +119,15 @@ func (p *progress) draw() {
 	}
 	stats := fmt.Sprintf("%3.0f%%  %s / %s  %d messages  %.0f/s  %d rejected",
 		frac*100, byteSize(done), byteSize(p.total), msgs, rate, rej)
+	if p.total <= 0 { // standard input: no size known
+		stats = fmt.Sprintf("%s  %d messages  %.0f/s  %d rejected", byteSize(done), msgs, rate, rej)
+		if !p.tty {
+			fmt.Fprintf(p.w, "cohort import: %s  (%s)\n", stats, p.file)
+		} else {
+			fmt.Fprintf(p.w, "\r%s\033[K", stats)
+		}
+		return
+	}
 	if !p.tty {
 		fmt.Fprintf(p.w, "cohort import: %s  (%s)\n", stats, p.file)
 		return

@@ -62,6 +62,7 @@ type importer struct {
 	maxMsg   int // bytes per message
 	maxBody  int // bytes of messages and commas per batch body
 	idColumn string
+	stdin    io.Reader // the file "-"
 	sum      *importSummary
 	prog     *progress
 
@@ -112,9 +113,6 @@ func (im *importer) flush(ctx context.Context) error {
 	}
 	im.sum.Accepted += res.accepted
 	im.sum.Duplicates += res.duplicates
-	if !res.dupKnown {
-		im.sum.DupUnknown = true
-	}
 	for _, r := range res.rejected {
 		e := batch[r.index]
 		if e.reject != "" {
@@ -145,12 +143,16 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // with the file itself is returned wrapped with the file and line; a
 // failure of the destination is a *sinkError.
 func (im *importer) importFile(ctx context.Context, f *inputFile) error {
-	fh, err := os.Open(f.path)
-	if err != nil {
-		return readErr(f.path, err)
+	var in io.Reader = im.stdin
+	if f.path != "-" {
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return readErr(f.path, err)
+		}
+		defer fh.Close()
+		in = fh
 	}
-	defer fh.Close()
-	cr := &countingReader{r: fh, n: &im.prog.bytes}
+	cr := &countingReader{r: in, n: &im.prog.bytes}
 	// Whatever happens, the file counts as read in full for the bar.
 	defer func() {
 		if rest := f.size - cr.read; rest > 0 {
@@ -203,7 +205,7 @@ func (im *importer) readNDJSON(ctx context.Context, f *inputFile, r io.Reader) e
 // ndjsonEntry turns one line into an entry, giving it a messageId when it
 // has none.
 func (im *importer) ndjsonEntry(f *inputFile, n int, line []byte, size int, long bool) entry {
-	loc := location{f.path, n}
+	loc := location{f.name(), n}
 	tooLarge := func(size int) entry {
 		keep := min(len(line), 1024)
 		return entry{
@@ -403,7 +405,7 @@ func (im *importer) readCSV(ctx context.Context, f *inputFile, r io.Reader) erro
 			}
 			line = pe.StartLine
 			e := entry{
-				loc:    location{f.path, pe.StartLine},
+				loc:    location{f.name(), pe.StartLine},
 				reject: "row is not valid CSV",
 				detail: fmt.Sprintf("%v at line %d, column %d", pe.Err, pe.Line, pe.Column),
 			}
@@ -413,7 +415,7 @@ func (im *importer) readCSV(ctx context.Context, f *inputFile, r io.Reader) erro
 			continue
 		}
 		line, _ = cr.FieldPos(0)
-		loc := location{f.path, line}
+		loc := location{f.name(), line}
 		blank := true
 		for i := range rec {
 			rec[i] = strings.TrimSpace(rec[i])
@@ -515,4 +517,13 @@ func isJSONNumber(s string) bool {
 		}
 	}
 	return i == len(s)
+}
+
+// name is how messages of f are located in reports: its path as given, or
+// "stdin" for "-".
+func (f *inputFile) name() string {
+	if f.path == "-" {
+		return "stdin"
+	}
+	return f.path
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -18,10 +17,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cohortdb/cohort/internal/buildinfo"
 	"github.com/cohortdb/cohort/internal/config"
 	"github.com/cohortdb/cohort/internal/ingest"
 	"github.com/cohortdb/cohort/internal/message"
 	"github.com/cohortdb/cohort/internal/server"
+	"github.com/cohortdb/cohort/internal/store"
 )
 
 // importSink is where imported messages go: a running server over HTTP or
@@ -47,7 +48,6 @@ type importSink interface {
 type sendResult struct {
 	accepted   int
 	duplicates int
-	dupKnown   bool // whether duplicates were told apart from accepted messages
 	rejected   []batchRejection
 }
 
@@ -95,8 +95,15 @@ func openDataSink(c importConfig, stdout, stderr io.Writer) (*dataSink, error) {
 	}
 	conf.Data = c.data
 	conf.ApplyEnv(os.Getenv)
-	if _, err := os.Stat(c.data); errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(stderr, "cohort import: %s does not exist: creating a new data directory\n", c.data)
+	exists, err := store.InDir(c.data)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		if !c.create {
+			return nil, fmt.Errorf("--data %s is not a Cohort data directory (give --create to make a new one there)", c.data)
+		}
+		fmt.Fprintf(stderr, "cohort import: creating a new data directory in %s\n", c.data)
 	}
 	// Keys generated for a new data directory are printed once, on stdout.
 	srv, err := server.Open(conf, server.Options{Out: stdout, Now: c.now})
@@ -173,7 +180,7 @@ func (d *dataSink) send(ctx context.Context, batch []entry) (sendResult, error) 
 	if err != nil {
 		return sendResult{}, fmt.Errorf("store: %w", err)
 	}
-	out := sendResult{accepted: res.Accepted, duplicates: res.Duplicates, dupKnown: true}
+	out := sendResult{accepted: res.Accepted, duplicates: res.Duplicates}
 	for _, r := range res.Rejected {
 		if r.Index < 0 || r.Index >= len(batch) {
 			return sendResult{}, fmt.Errorf("store: rejection of message %d in a batch of %d", r.Index, len(batch))
@@ -272,7 +279,7 @@ func (h *httpSink) limits() (int, int) {
 }
 
 func (h *httpSink) send(ctx context.Context, batch []entry) (sendResult, error) {
-	res := sendResult{dupKnown: true}
+	res := sendResult{}
 	var goods []int
 	for i, e := range batch {
 		if e.reject != "" {
@@ -296,8 +303,8 @@ type batchAnswer struct {
 		MessageID string `json:"messageId"`
 		Error     string `json:"error"`
 	} `json:"rejected"`
-	// Duplicates is read when a server reports it; the contract's answer
-	// does not, and duplicates then count as accepted.
+	// Duplicates is how many messages the server had stored already and
+	// skipped; Cohort sends it only when there are some.
 	Duplicates *int `json:"duplicates"`
 }
 
@@ -333,11 +340,9 @@ func (h *httpSink) post(ctx context.Context, batch []entry, goods []int, res *se
 			res.rejected = append(res.rejected, batchRejection{goods[r.Index], r.Error})
 		}
 		accepted := len(goods) - len(a.Rejected)
-		if a.Duplicates != nil {
+		if a.Duplicates != nil { // absent: none
 			res.duplicates += *a.Duplicates
 			accepted -= *a.Duplicates
-		} else {
-			res.dupKnown = false
 		}
 		res.accepted += accepted
 		return nil
@@ -372,7 +377,7 @@ func (h *httpSink) do(ctx context.Context, body []byte) (int, []byte, error) {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Content-Encoding", "gzip")
-		req.Header.Set("User-Agent", "cohort-import/"+version)
+		req.Header.Set("User-Agent", "cohort-import/"+buildinfo.Version)
 		req.SetBasicAuth(h.key, "")
 
 		var wait time.Duration

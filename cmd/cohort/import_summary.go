@@ -19,9 +19,8 @@ type importSummary struct {
 	Accepted   int
 	Duplicates int
 	Rejected   int
-	DupUnknown bool // the server did not tell duplicates apart: they count as accepted
-	LocalOnly  int  // rejected while reading and not in the dead-letter log
-	Retries    int  // HTTP requests retried
+	LocalOnly  int // rejected while reading and not in the dead-letter log
+	Retries    int // HTTP requests retried
 
 	Reasons    []*rejectReason // in order of first occurrence
 	byReason   map[string]*rejectReason
@@ -95,11 +94,7 @@ func (s *importSummary) print(w io.Writer) {
 	}
 	row("messages read", s.Read, "")
 	row("accepted", s.Accepted, "")
-	if s.DupUnknown {
-		row("duplicates", "?", "not reported by the server: counted as accepted")
-	} else {
-		row("duplicates", s.Duplicates, "already stored: skipped")
-	}
+	row("duplicates", s.Duplicates, "already stored: skipped")
 	row("rejected", s.Rejected, "")
 	if n := s.NotSent(); n > 0 {
 		row("not sent", n, "read, but not acknowledged before the import stopped")

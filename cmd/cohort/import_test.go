@@ -129,7 +129,7 @@ var eventsWant = struct {
 func TestImportNDJSONIntoDataDir(t *testing.T) {
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	if err := importCmd([]string{"--data", dir, fixture("events.ndjson")}, &stdout, &stderr); err != nil {
+	if err := importCmd([]string{"--data", dir, "--create", fixture("events.ndjson")}, &stdout, &stderr); err != nil {
 		t.Fatalf("import: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
 	out := stdout.String()
@@ -197,7 +197,7 @@ func TestImportNDJSONIntoDataDir(t *testing.T) {
 
 func TestImportCSVTyping(t *testing.T) {
 	dir := t.TempDir()
-	sum, out, _, err := doImport(t, nil, "--data", dir, fixture("users.csv"))
+	sum, out, _, err := doImport(t, nil, "--data", dir, "--create", fixture("users.csv"))
 	if err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
@@ -235,14 +235,14 @@ func TestImportCSVIDColumn(t *testing.T) {
 	path := filepath.Join(tmp, "contacts.csv")
 	os.WriteFile(path, []byte("email,plan\nada@example.com,pro\n"), 0o644)
 	dir := filepath.Join(tmp, "data")
-	sum, out, _, err := doImport(t, nil, "--data", dir, "--id-column", "email", path)
+	sum, out, _, err := doImport(t, nil, "--data", dir, "--create", "--id-column", "email", path)
 	if err != nil || sum.Accepted != 1 {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
 	// --id-column anonymousId: the rows are anonymous profiles.
 	anon := filepath.Join(tmp, "visitors.csv")
 	os.WriteFile(anon, []byte("anonymousId,plan\nv-1,free\n"), 0o644)
-	if sum, out, _, err := doImport(t, nil, "--data", dir, "--id-column", "anonymousId", anon); err != nil || sum.Accepted != 1 {
+	if sum, out, _, err := doImport(t, nil, "--data", dir, "--create", "--id-column", "anonymousId", anon); err != nil || sum.Accepted != 1 {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
 	srv, ws := openData(t, dir)
@@ -257,14 +257,14 @@ func TestImportCSVIDColumn(t *testing.T) {
 func TestImportIdempotent(t *testing.T) {
 	dir := t.TempDir()
 	files := []string{fixture("events.ndjson"), fixture("users.csv"), fixture("track.jsonl.gz")}
-	first, out, _, err := doImport(t, nil, append([]string{"--data", dir}, files...)...)
+	first, out, _, err := doImport(t, nil, append([]string{"--data", dir, "--create"}, files...)...)
 	if err != nil {
 		t.Fatalf("first import: %v\n%s", err, out)
 	}
 	if got, want := countsOf(first), (counts{Read: 21, Accepted: 13, Rejected: 8}); got != want {
 		t.Fatalf("first import: %+v, want %+v\n%s", got, want, out)
 	}
-	second, out, _, err := doImport(t, nil, append([]string{"--data", dir}, files...)...)
+	second, out, _, err := doImport(t, nil, append([]string{"--data", dir, "--create"}, files...)...)
 	if err != nil {
 		t.Fatalf("second import: %v\n%s", err, out)
 	}
@@ -280,7 +280,7 @@ func TestImportIdempotent(t *testing.T) {
 	// The same file compressed and elsewhere still yields the same ids.
 	gz := filepath.Join(t.TempDir(), "events.ndjson.gz")
 	writeGzip(t, gz, readFile(t, fixture("events.ndjson")))
-	third, out, _, err := doImport(t, nil, "--data", dir, gz)
+	third, out, _, err := doImport(t, nil, "--data", dir, "--create", gz)
 	if err != nil {
 		t.Fatalf("gzip import: %v\n%s", err, out)
 	}
@@ -311,7 +311,7 @@ func writeGzip(t *testing.T, path string, data []byte) {
 
 func TestImportGzip(t *testing.T) {
 	dir := t.TempDir()
-	sum, out, _, err := doImport(t, nil, "--data", dir, fixture("track.jsonl.gz"))
+	sum, out, _, err := doImport(t, nil, "--data", dir, "--create", fixture("track.jsonl.gz"))
 	if err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
@@ -351,7 +351,7 @@ func TestImportUnreadableFiles(t *testing.T) {
 
 	dir := filepath.Join(tmp, "data")
 	var stdout, stderr bytes.Buffer
-	err := importCmd([]string{"--data", dir, cut, missing, noID, fixture("track.jsonl.gz")}, &stdout, &stderr)
+	err := importCmd([]string{"--data", dir, "--create", cut, missing, noID, fixture("track.jsonl.gz")}, &stdout, &stderr)
 	if err == nil || err.Error() != "3 of 4 files could not be read (see the summary)" {
 		t.Fatalf("err = %v", err)
 	}
@@ -387,7 +387,7 @@ func TestImportTooLargeLine(t *testing.T) {
 	big := `{"type":"identify","userId":"big","traits":{"blob":"` + strings.Repeat("x", 40000) + `"}}`
 	os.WriteFile(path, []byte(big+"\n"+`{"type":"identify","userId":"small"}`+"\n"), 0o644)
 	dir := filepath.Join(tmp, "data")
-	sum, out, _, err := doImport(t, nil, "--data", dir, path)
+	sum, out, _, err := doImport(t, nil, "--data", dir, "--create", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,8 +465,8 @@ func TestImportServerRetries429(t *testing.T) {
 	if got, want := countsOf(sum), (counts{Read: 17, Accepted: 10, Rejected: 7}); got != want {
 		t.Errorf("counts = %+v, want %+v\n%s", got, want, out)
 	}
-	if !sum.DupUnknown || sum.Retries != 1 || sum.LocalOnly != 3 {
-		t.Errorf("DupUnknown=%v Retries=%d LocalOnly=%d", sum.DupUnknown, sum.Retries, sum.LocalOnly)
+	if sum.Retries != 1 || sum.LocalOnly != 3 {
+		t.Errorf("Retries=%d LocalOnly=%d", sum.Retries, sum.LocalOnly)
 	}
 	if got, want := reasons(sum), []string{
 		"2 line is not valid JSON @ testdata/import/events.ndjson:3",
@@ -480,7 +480,7 @@ func TestImportServerRetries429(t *testing.T) {
 		t.Errorf("stderr:\n%s", errOut)
 	}
 	for _, pat := range []string{
-		`  duplicates +\?  not reported by the server: counted as accepted`,
+		`  duplicates +0  already stored: skipped`,
 		`  requests retried +1`,
 	} {
 		if !matchLine(out, pat) {
@@ -504,9 +504,16 @@ func TestImportServerRetries429(t *testing.T) {
 		t.Errorf("%d dead letters, want 4", len(rejs))
 	}
 
-	// Again: the server stores nothing twice (it does not say so, though).
-	if _, out, _, err := doImport(t, nil, "--server", ts.URL, "--write-key", testWriteKey, fixture("events.ndjson"), fixture("users.csv")); err != nil {
+	// Again: the server stores nothing twice and says how many it skipped.
+	again, out, _, err := doImport(t, nil, "--server", ts.URL, "--write-key", testWriteKey, fixture("events.ndjson"), fixture("users.csv"))
+	if err != nil {
 		t.Fatalf("again: %v\n%s", err, out)
+	}
+	if got, want := countsOf(again), (counts{Read: 17, Duplicates: 10, Rejected: 7}); got != want {
+		t.Errorf("again: counts = %+v, want %+v\n%s", got, want, out)
+	}
+	if !matchLine(out, `  duplicates +10  already stored: skipped`) {
+		t.Errorf("again: summary has no duplicates line:\n%s", out)
 	}
 	n1, _ := profileOf(t, srv, ws, "u1")
 	if evs := eventsOf(t, srv, ws, n1); len(evs) != 1 {
@@ -706,7 +713,7 @@ func (s *syncBuffer) String() string {
 
 func TestImportInterrupted(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	cfg, err := parseImportArgs([]string{"--data", t.TempDir(), fixture("events.ndjson")}, &stderr)
+	cfg, err := parseImportArgs([]string{"--data", t.TempDir(), "--create", fixture("events.ndjson")}, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
+	"strings"
 	"syscall"
 
+	"github.com/cohortdb/cohort/internal/buildinfo"
 	"github.com/cohortdb/cohort/internal/config"
 	"github.com/cohortdb/cohort/internal/server"
 )
@@ -21,10 +22,26 @@ import (
 const usage = `cohort — real-time audience segmentation
 
 Usage:
-  cohort serve [--http 127.0.0.1:8080] [--data ./cohort-data] [--config cohort.yaml]
-  cohort import [--server URL --write-key KEY | --data DIR] [--workspace NAME] FILE...
-  cohort bench ingest [flags]     (cohort bench ingest -h for the flags)
-  cohort version
+  cohort serve [--http ADDR] [--data DIR] [--config FILE]
+                        run the server (HTTP API, embedded store)
+  cohort import [--server URL --write-key KEY | --data DIR [--create]] FILE...
+                        load NDJSON Segment messages and CSV profiles ("-": stdin)
+  cohort gen [--profiles N] [--events N] [--seed N] [--now TIME] [--out DIR]
+                        write a deterministic demo data set
+  cohort version        print the version
+  cohort help           this text
+
+cohort COMMAND -h lists the command's flags, environment variables and an
+example. The benchmarks are a separate binary: go run ./cmd/cohort-bench -h
+(cohort-bench ingest|segments|realtime|peers).
+
+Environment:
+  COHORT_WRITE_KEY, COHORT_API_KEY, COHORT_ADMIN_KEY
+                        the default workspace's keys (serve), the write key (import)
+
+Example:
+  cohort gen --profiles 2000 | cohort import --data ./cohort-data --create -
+  cohort serve --data ./cohort-data
 `
 
 func main() {
@@ -42,10 +59,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stdout, stderr)
 	case "import":
 		err = importCmd(args[1:], stdout, stderr)
+	case "gen":
+		err = genCmd(args[1:], stdout, stderr)
 	case "bench":
-		err = benchCmd(args[1:], stdout, stderr)
+		fmt.Fprintln(stderr, "cohort: the benchmarks are a separate binary: go run ./cmd/cohort-bench "+strings.Join(args[1:], " "))
+		return 2
 	case "version":
-		fmt.Fprintln(stdout, "cohort", versionString())
+		fmt.Fprintln(stdout, "cohort", buildinfo.String())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -60,35 +80,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-const version = "0.1.0"
-
-// versionString is the version and, when the binary was built from a git
-// checkout, the commit it was built from ("+dirty" with local changes).
-func versionString() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version
-	}
-	var rev string
-	var dirty bool
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return version
-	}
-	rev = rev[:min(12, len(rev))]
-	if dirty {
-		rev += "+dirty"
-	}
-	return version + " (" + rev + ")"
 }
 
 // loadConfig reads --config (if any) and applies flags and environment.
@@ -122,9 +113,37 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
+const serveUsage = `Usage: cohort serve [flags]
+
+Runs the server: the Segment ingestion routes (/v1/*), the management and
+query API (/api/*), the change stream, /healthz, /metrics and
+/openapi.yaml, with the embedded store under --data. On first start the
+workspace "default" is created and the keys not given are generated, stored
+and printed once. SIGTERM or Ctrl-C drains and exits 0.
+
+Environment:
+  COHORT_WRITE_KEY   the default workspace's write key (ingestion only)
+  COHORT_API_KEY     its api key (management and query)
+  COHORT_ADMIN_KEY   the admin key (creates workspaces, lists and rotates keys)
+  A key given here that the store does not hold yet is added to it (and
+  logged); keys already stored stay valid until revoked (docs/keys.md).
+
+Configuration: --config FILE is YAML; every key is in docs/config.md. Flags
+and the environment override the file.
+
+Example:
+  COHORT_API_KEY=my-api-key-1 cohort serve --http 127.0.0.1:8080 --data ./cohort-data
+
+Flags:
+`
+
 func serve(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err

@@ -61,7 +61,7 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, "this is a write key: it can only send data to /v1; use the workspace's api key")
 			return
 		case store.RoleAdmin:
-			writeError(w, http.StatusForbidden, "this is the admin key: it only creates workspaces; use a workspace's api key")
+			writeError(w, http.StatusForbidden, "this is the admin key: it manages workspaces and their keys; use a workspace's api key")
 			return
 		}
 		if err := h(w, r, ws); err != nil {

@@ -91,11 +91,17 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, route string) er
 	if err != nil {
 		return err
 	}
-	if len(res.Rejected) == 0 {
-		writeJSON(w, http.StatusOK, map[string]any{"success": true})
-		return nil
+	answer := map[string]any{"success": len(res.Rejected) == 0}
+	if len(res.Rejected) > 0 {
+		answer["rejected"] = res.Rejected
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": false, "rejected": res.Rejected})
+	// Messages already stored (a retry, a re-import) are acknowledged and
+	// skipped; the answer counts them when there are any, so that an SDK
+	// sees Segment's exact {"success": true} otherwise.
+	if res.Duplicates > 0 {
+		answer["duplicates"] = res.Duplicates
+	}
+	writeJSON(w, http.StatusOK, answer)
 	return nil
 }
 

@@ -78,6 +78,7 @@ func (s *Server) routes() {
 		s.handle("POST /v1/"+r, s.ingestRoute(r))
 	}
 	s.handle("GET /healthz", s.healthz)
+	s.handle("GET /openapi.yaml", s.serveOpenAPI)
 	if s.opts.Gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
 	}
@@ -87,7 +88,11 @@ func (s *Server) routes() {
 	s.handle("GET /api/schema", s.api(s.getSchema))
 	s.handle("GET /api/schema/values", s.api(s.getSchemaValues))
 	s.handle("GET /api/rejections", s.api(s.getRejections))
-	s.handle("POST /api/workspaces", s.createWorkspace)
+	s.handle("POST /api/workspaces", s.admin(s.createWorkspace))
+	s.handle("GET /api/workspaces", s.admin(s.listWorkspaces))
+	s.handle("GET /api/workspaces/{id}/keys", s.admin(s.listKeys))
+	s.handle("POST /api/workspaces/{id}/keys", s.admin(s.issueKey))
+	s.handle("DELETE /api/workspaces/{id}/keys/{key_id}", s.admin(s.revokeKey))
 	s.handle("POST /api/segments", s.api(s.createSegment))
 	s.handle("GET /api/segments", s.api(s.listSegments))
 	s.handle("GET /api/segments/{id}", s.api(s.getSegment))

@@ -28,7 +28,7 @@ import (
 	"github.com/cohortdb/cohort/internal/server"
 )
 
-// RealtimeOptions configure `cohort bench realtime`.
+// RealtimeOptions configure `cohort-bench realtime`.
 type RealtimeOptions struct {
 	Segments int     // live segments in all (timer segments included)
 	Profiles int     // profiles loaded by identify before the run

@@ -80,7 +80,7 @@ func (r *RealtimeResult) Rate() float64 { return float64(r.Messages) / r.Window.
 func (r *RealtimeResult) Print(out io.Writer, command string) {
 	o := r.Opts
 	p := func(f string, a ...any) { fmt.Fprintf(out, f+"\n", a...) }
-	p("cohort bench realtime")
+	p("cohort-bench realtime")
 	p("  command      %s", command)
 	p("  machine      %s", r.Machine)
 	if r.LoadAvg != "" {

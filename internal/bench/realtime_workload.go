@@ -13,7 +13,7 @@ import (
 	"github.com/cohortdb/cohort/internal/model"
 )
 
-// The workload of `cohort bench realtime`: the segments it defines, the
+// The workload of `cohort-bench realtime`: the segments it defines, the
 // messages it loads before the run, and the request bodies of the run.
 
 // RTSegment is one live segment of the benchmark.

@@ -1,8 +1,8 @@
 // Package bench holds Cohort's segment benchmarks: a suite of
 // representative conditions over the generator's vocabulary, a fast loader
 // that builds an index straight from generated messages, the segment
-// timing runs behind `cohort bench segments`, and the side-by-side
-// comparison with PostgreSQL and DuckDB behind `cohort bench peers`
+// timing runs behind `cohort-bench segments`, and the side-by-side
+// comparison with PostgreSQL and DuckDB behind `cohort-bench peers`
 // (including the translator from the condition language to SQL).
 package bench
 

@@ -7,7 +7,8 @@
 //
 // # Forms
 //
-// A condition is one JSON object of one of these forms (CONTRACT.md §4):
+// A condition is one JSON object of one of these forms (docs/conditions.md
+// tells the language to users, with examples):
 //
 //	{"and": [C, ...]}  {"or": [C, ...]}  {"not": C}  {"all": true}
 //	{"segment": "id"}

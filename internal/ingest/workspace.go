@@ -134,10 +134,10 @@ func (g *Ingester) CreateWorkspace(ctx context.Context, name string, keys Keys) 
 	if err := store.PutWorkspace(b, rec); err != nil {
 		return nil, Keys{}, err
 	}
-	if err := store.PutKey(b, keys.WriteKey, store.KeyRecord{Role: store.RoleWrite, Workspace: num}); err != nil {
+	if err := store.PutKey(b, keys.WriteKey, store.KeyRecord{Role: store.RoleWrite, Workspace: num, CreatedAt: rec.CreatedAt}); err != nil {
 		return nil, Keys{}, err
 	}
-	if err := store.PutKey(b, keys.APIKey, store.KeyRecord{Role: store.RoleAPI, Workspace: num}); err != nil {
+	if err := store.PutKey(b, keys.APIKey, store.KeyRecord{Role: store.RoleAPI, Workspace: num, CreatedAt: rec.CreatedAt}); err != nil {
 		return nil, Keys{}, err
 	}
 	if err := b.Commit(syncWrite); err != nil {
@@ -147,20 +147,9 @@ func (g *Ingester) CreateWorkspace(ctx context.Context, name string, keys Keys) 
 	w.bots.init()
 	g.byNum[num], g.byName[name] = w, w
 	g.log.Info("workspace created", "workspace", name)
+	g.log.Info("key added", "workspace", name, "role", "write", "key_id", store.KeyID(keys.WriteKey), "by", "workspace creation")
+	g.log.Info("key added", "workspace", name, "role", "api", "key_id", store.KeyID(keys.APIKey), "by", "workspace creation")
 	return w, keys, nil
-}
-
-// AddKey grants key the role on a workspace (0 for the admin role).
-func (g *Ingester) AddKey(key string, role store.Role, ws uint32) error {
-	b := g.st.DB().NewBatch()
-	defer b.Close()
-	if err := store.PutKey(b, key, store.KeyRecord{Role: role, Workspace: ws}); err != nil {
-		return err
-	}
-	if err := b.Commit(syncWrite); err != nil {
-		return fmt.Errorf("store key: %w", err)
-	}
-	return nil
 }
 
 func (g *Ingester) now() time.Time { return g.opts.Now() }

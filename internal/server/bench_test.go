@@ -20,7 +20,7 @@ import (
 // events to POST /v1/batch of a real server (default configuration: every
 // answer waits for the WAL fsync) over loopback HTTP, from 16 goroutines per
 // CPU. One op is one request; events/s is the figure that matters. For
-// latency percentiles and an open-loop rate, use `cohort bench ingest`.
+// latency percentiles and an open-loop rate, use `cohort-bench ingest`.
 //
 //	go test -run XXX -bench BenchmarkHTTPIngestBatch100 ./internal/server/
 func BenchmarkHTTPIngestBatch100(b *testing.B) {
@@ -127,7 +127,7 @@ type benchBodies struct {
 
 func newBenchBodies(n, batch int, now time.Time) *benchBodies {
 	r := rand.New(rand.NewPCG(1, 2))
-	users := rand.NewZipf(r, 1.1, 300, 99999) // as cohort bench ingest: top 1% of users send 31%
+	users := rand.NewZipf(r, 1.1, 300, 99999) // as cohort-bench ingest: top 1% of users send 31%
 	names := rand.NewZipf(r, 1.2, 1, 49)
 	sentAt := now.UTC().Format("2006-01-02T15:04:05.000Z")
 	bb := &benchBodies{}

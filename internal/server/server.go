@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -146,34 +147,43 @@ func (s *Server) bootstrap(out io.Writer) error {
 			fmt.Fprintf(out, "cohort: generated api key of workspace %q:   %s\n", DefaultWorkspace, keys.APIKey)
 		}
 	} else {
-		for key, role := range map[string]store.Role{s.cfg.WriteKey: store.RoleWrite, s.cfg.APIKey: store.RoleAPI} {
-			if key != "" {
-				if err := s.In.AddKey(key, role, ws.Num); err != nil {
-					return err
-				}
+		// A configured key the store does not hold yet is added beside the
+		// keys stored before, which stay valid until revoked: say so.
+		for _, k := range []struct {
+			key, from string
+			role      store.Role
+		}{{s.cfg.WriteKey, "COHORT_WRITE_KEY or write_key", store.RoleWrite}, {s.cfg.APIKey, "COHORT_API_KEY or api_key", store.RoleAPI}} {
+			if k.key == "" {
+				continue
+			}
+			added, err := s.In.AddKey(k.key, k.role, ws.Num, k.from)
+			if err != nil {
+				return err
+			}
+			if added {
+				s.log.Warn("a configured key was added to workspace "+strconv.Quote(DefaultWorkspace)+"; its keys stored before still work: list them with GET /api/workspaces/default/keys and revoke the old one (docs/keys.md)",
+					"key_id", store.KeyID(k.key), "from", k.from)
 			}
 		}
 	}
-	adminMarker := "cohort-admin-key-generated"
-	switch {
-	case s.cfg.AdminKey != "":
-		return s.In.AddKey(s.cfg.AdminKey, store.RoleAdmin, 0)
-	default:
-		// Generate an admin key once, the first time none is configured.
-		rec, ok, err := s.St.LookupKey(adminMarker)
-		if err != nil {
-			return err
-		}
-		if ok && rec.Role == store.RoleAdmin {
-			return nil
-		}
-		key := ingest.NewKey("adm_")
-		if err := s.In.AddKey(key, store.RoleAdmin, 0); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "cohort: generated admin key: %s\n", key)
-		return s.In.AddKey(adminMarker, store.RoleAdmin, 0)
+	generated, err := s.St.AdminKeyGenerated()
+	if err != nil {
+		return err
 	}
+	if s.cfg.AdminKey != "" {
+		_, err := s.In.AddKey(s.cfg.AdminKey, store.RoleAdmin, 0, "COHORT_ADMIN_KEY or admin_key")
+		return err
+	}
+	if generated {
+		return nil
+	}
+	// Generate an admin key once, the first time none is configured.
+	key := ingest.NewKey("adm_")
+	if _, err := s.In.AddKey(key, store.RoleAdmin, 0, "first start"); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "cohort: generated admin key: %s\n", key)
+	return s.St.SetAdminKeyGenerated()
 }
 
 // Listen binds the HTTP address.

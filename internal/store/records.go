@@ -26,23 +26,43 @@ const (
 	RoleAdmin Role = 'A' // creates workspaces
 )
 
-// KeyRecord is what a stored key grants.
+// KeyRecord is what a stored key grants, and since when.
 type KeyRecord struct {
 	Role      Role
 	Workspace uint32
+	CreatedAt time.Time // zero for keys stored before it was recorded
 }
 
+// A key record is the role byte and the workspace number (u32), then the
+// creation time in Unix milliseconds (i64); records written before keys had
+// a creation time end after the workspace number.
+const (
+	keyRecordV1Len = 5
+	keyRecordLen   = 13
+)
+
 func encodeKeyRecord(r KeyRecord) []byte {
-	b := []byte{byte(r.Role), 0, 0, 0, 0}
+	b := make([]byte, keyRecordLen)
+	b[0] = byte(r.Role)
 	binary.BigEndian.PutUint32(b[1:], r.Workspace)
+	var ms int64
+	if !r.CreatedAt.IsZero() {
+		ms = r.CreatedAt.UnixMilli()
+	}
+	binary.BigEndian.PutUint64(b[5:], uint64(ms))
 	return b
 }
 
 func decodeKeyRecord(b []byte) (KeyRecord, error) {
-	if len(b) != 5 {
+	if len(b) != keyRecordV1Len && len(b) != keyRecordLen {
 		return KeyRecord{}, fmt.Errorf("key record of %d bytes: %w", len(b), ErrCorruption)
 	}
 	r := KeyRecord{Role: Role(b[0]), Workspace: binary.BigEndian.Uint32(b[1:])}
+	if len(b) == keyRecordLen {
+		if ms := int64(binary.BigEndian.Uint64(b[5:])); ms != 0 {
+			r.CreatedAt = time.UnixMilli(ms).UTC()
+		}
+	}
 	switch r.Role {
 	case RoleWrite, RoleAPI, RoleAdmin:
 		return r, nil

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The workload of `cohort bench ingest`: request bodies generated before the
+// The workload of `cohort-bench ingest`: request bodies generated before the
 // run, so that client-side JSON encoding takes no CPU during measurement.
 //
 // A run sends far more messages than it is worth holding in memory, and

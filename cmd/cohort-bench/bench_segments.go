@@ -15,7 +15,7 @@ import (
 )
 
 const benchSegmentsUsage = `Usage:
-  cohort bench segments [--profiles 1000000] [--events 20000000] [--runs 7] [--cpuprofile FILE]
+  cohort-bench segments [--profiles 1000000] [--events 20000000] [--runs 7] [--cpuprofile FILE]
 
 Generates a data set (internal/gen), loads it straight into an in-memory
 index (index.Apply of the generated messages, no HTTP or store), then
@@ -23,6 +23,12 @@ evaluates every condition of the benchmark suite with per-leaf criteria
 counts: once as a "build", then --runs times. Prints per condition the
 size, median and max; the median of the medians, the worst run, the build
 of every suite segment, index bytes per profile, load time and the machine.
+
+Environment:
+  GOMEMLIMIT   the Go runtime's heap limit (set it for 10M profiles)
+
+Example:
+  cohort-bench segments --profiles 20000 --runs 3
 `
 
 type segmentsOpts struct {
@@ -58,7 +64,7 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
-	errs = append(errs, checkData(o.data)...)
+	errs = append(errs, checkData(&o.data)...)
 	if o.runs < 1 {
 		errs = append(errs, errors.New("--runs must be at least 1"))
 	}
@@ -144,7 +150,7 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func printSegments(w io.Writer, o segmentsOpts, suite []bench.Parsed, ls bench.LoadStats, res *bench.SegmentsResult, m bench.Machine) {
-	fmt.Fprintf(w, "cohort bench segments --profiles %d --events %d --runs %d --seed %d --arrival %s\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed, arrivalFlag{&o.data.InOrder})
+	fmt.Fprintf(w, "cohort-bench segments --profiles %d --events %d --runs %d --seed %d --arrival %s\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed, arrivalFlag{&o.data.InOrder})
 	fmt.Fprintf(w, "machine: %s\n", m)
 	fmt.Fprintf(w, "evaluated at %s; every evaluation with per-leaf criteria counts, one goroutine\n\n", o.data.At().Format(time.RFC3339))
 	fmt.Fprintln(w, "| # | condition | leaves | size | build | median | max | CPU median |")

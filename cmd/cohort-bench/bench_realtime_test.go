@@ -40,7 +40,7 @@ func TestBenchRealtimeCommand(t *testing.T) {
 	if err := benchCmd(args, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
-	for _, want := range []string{"cohort bench realtime", "machine", "accept-to-change", "server histogram", "end to end", "timers", "lateness", "exits"} {
+	for _, want := range []string{"cohort-bench realtime", "machine", "accept-to-change", "server histogram", "end to end", "timers", "lateness", "exits"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"runtime/trace"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,25 +24,36 @@ import (
 )
 
 const benchUsage = `Usage:
-  cohort bench ingest [flags]     HTTP ingestion throughput and latency
-  cohort bench segments [flags]   segment evaluation on an in-memory index
-  cohort bench realtime [flags]   real-time membership changes under load
-  cohort bench peers [flags]      the same conditions on PostgreSQL and DuckDB
+  cohort-bench ingest [flags]     HTTP ingestion throughput and latency
+  cohort-bench segments [flags]   segment evaluation on an in-memory index
+  cohort-bench realtime [flags]   real-time membership changes under load
+  cohort-bench peers [flags]      the same conditions on PostgreSQL and DuckDB
 
-cohort bench SUBCOMMAND -h lists its flags.
+cohort-bench SUBCOMMAND -h lists its flags, environment and an example.
+Results and the commands that made them: BENCHMARKS.md.
+
+Example:
+  go run ./cmd/cohort-bench segments --profiles 20000 --runs 3
 `
 
 const benchIngestUsage = `Usage:
-  cohort bench ingest [flags]
+  cohort-bench ingest [flags]
 
 Measures HTTP ingestion: POST /v1/batch of pre-generated track events, with
 the server's durable commits. Without --url it starts a server in this
 process (default configuration, a temporary data directory under $TMPDIR,
 removed afterwards). It fails if any request is not answered 200
 {"success": true}.
+
+Environment:
+  GOMEMLIMIT, GOMAXPROCS   the Go runtime's, for the in-process server
+
+Example:
+  cohort-bench ingest --duration 15s --warmup 2s
+  cohort-bench ingest --rate 50000 --duration 20s --url http://127.0.0.1:8080 --write-key KEY
 `
 
-// benchCmd runs `cohort bench SUBCOMMAND`.
+// benchCmd runs `cohort-bench SUBCOMMAND`.
 func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, benchUsage)
@@ -67,7 +79,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	return run(ctx, args[1:], stdout, stderr)
 }
 
-// ingestOpts are the flags of `cohort bench ingest`.
+// ingestOpts are the flags of `cohort-bench ingest`.
 type ingestOpts struct {
 	url, writeKey     string
 	duration, warmup  time.Duration
@@ -359,13 +371,18 @@ func startProfiles(cpuPath, tracePath string) (stop func() error, err error) {
 func dataFlags(fs *flag.FlagSet, d *bench.Data) {
 	d.InOrder = true
 	fs.IntVar(&d.Profiles, "profiles", 1_000_000, "profiles to generate")
-	fs.IntVar(&d.Events, "events", 20_000_000, "events to generate")
+	d.Events = -1 // 20 per profile, once --profiles is known (checkData)
+	fs.Var(eventsFlag{&d.Events}, "events", "`count` of events to generate (default 20 per profile)")
 	fs.Uint64Var(&d.Seed, "seed", 1, "generator seed")
 	fs.Var(arrivalFlag{&d.InOrder}, "arrival", "event arrival order: `ordered` (timestamp order, up to an hour late, as a live stream) or random (uniform over the period, random order)")
 }
 
-// checkData lists what is wrong with the data set's flags.
-func checkData(d bench.Data) []error {
+// checkData lists what is wrong with the data set's flags, after giving
+// --events its default of 20 events per profile.
+func checkData(d *bench.Data) []error {
+	if d.Events == -1 {
+		d.Events = 20 * d.Profiles
+	}
 	var errs []error
 	if d.Profiles < 1 {
 		errs = append(errs, errors.New("--profiles must be at least 1"))
@@ -374,6 +391,26 @@ func checkData(d bench.Data) []error {
 		errs = append(errs, errors.New("--events must not be negative"))
 	}
 	return errs
+}
+
+// eventsFlag is --events: a count that is not negative; -1, its default,
+// means 20 events per profile.
+type eventsFlag struct{ n *int }
+
+func (f eventsFlag) String() string {
+	if f.n == nil || *f.n < 0 {
+		return ""
+	}
+	return strconv.Itoa(*f.n)
+}
+
+func (f eventsFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a count of events, not %q", s)
+	}
+	*f.n = n
+	return nil
 }
 
 // arrivalFlag is --arrival: ordered (the default) or random.

@@ -182,7 +182,7 @@ func (r *benchReport) print(out io.Writer) {
 		mode = fmt.Sprintf("%s events/s = %.1f requests/s on a fixed schedule (open loop; latency from the scheduled send time)",
 			thousands(o.rate), o.rate/float64(o.batch))
 	}
-	fmt.Fprintf(out, "cohort bench ingest\n")
+	fmt.Fprintf(out, "cohort-bench ingest\n")
 	fmt.Fprintf(out, "  machine      %d CPUs (GOMAXPROCS %d), %s/%s, %s, %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cmp.Or(bench.ThisMachine().CPU, "unknown CPU"), runtime.Version())
 	if r.loadavg != "" {

@@ -12,7 +12,7 @@ import (
 )
 
 const benchRealtimeUsage = `Usage:
-  cohort bench realtime [--segments 200] [--profiles 100000] [--rate 50000] [--duration 30s]
+  cohort-bench realtime [--segments 200] [--profiles 100000] [--rate 50000] [--duration 30s]
                         [--timers 1000000] [--runs 1] [--cpuprofile FILE] [flags]
 
 Real-time membership under load. Starts a server in this process (default
@@ -29,6 +29,12 @@ from the server's cohort_accept_to_change_seconds histogram and end to end
 lateness (cohort_timer_lateness_seconds, and due → exit read from the
 stream), CPU, and the machine. With --runs N it repeats the run and prints
 the median of every key figure.
+
+Environment:
+  GOMEMLIMIT, GOMAXPROCS   the Go runtime's
+
+Example:
+  cohort-bench realtime --profiles 20000 --timers 100000 --rate 20000 --duration 15s
 `
 
 func parseRealtimeFlags(args []string, stderr io.Writer) (bench.RealtimeOptions, int, error) {
@@ -75,7 +81,7 @@ func benchRealtime(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	o.Progress = stderr
 	o.Logger = newLogger(stderr, "warn")
-	command := "cohort bench realtime " + strings.Join(args, " ")
+	command := "cohort-bench realtime " + strings.Join(args, " ")
 	var results []*bench.RealtimeResult
 	for i := range runs {
 		ro := o

@@ -9,9 +9,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cohortdb/cohort/internal/buildinfo"
 )
 
-// loadRun drives the HTTP load of one `cohort bench ingest` run.
+// loadRun drives the HTTP load of one `cohort-bench ingest` run.
 //
 // Requests are numbered k = 0, 1, 2, ... With a rate, request k is due at
 // t0 + k·interval (an open-loop schedule that does not wait for the server)
@@ -116,7 +118,7 @@ func (r *loadRun) post(ctx context.Context, body []byte) (accepted int, f *failu
 	}
 	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "cohort-bench/"+version)
+	req.Header.Set("User-Agent", "cohort-bench/"+buildinfo.Version)
 	req.SetBasicAuth(r.writeKey, "")
 	resp, err := r.client.Do(req)
 	// The transport closes the request body once it no longer reads it,

@@ -14,15 +14,16 @@ import (
 	"time"
 
 	"github.com/cohortdb/cohort/internal/bench"
+	"github.com/cohortdb/cohort/internal/buildinfo"
 )
 
 const benchPeersUsage = `Usage:
-  cohort bench peers [--profiles 1000000] [--events 20000000] [--runs 3] [--pg-url URL]
+  cohort-bench peers [--profiles 1000000] [--events 20000000] [--runs 3] [--pg-url URL]
                      [--engines cohort,postgres,duckdb] [--save FILE]
-  cohort bench peers --merge FILE,FILE[,FILE]
+  cohort-bench peers --merge FILE,FILE[,FILE]
 
 Generates one data set (internal/gen) and loads the same profiles and events
-into Cohort (an in-memory index, as "cohort bench segments" does), into
+into Cohort (an in-memory index, as "cohort-bench segments" does), into
 PostgreSQL (pgx, COPY, a typical indexed schema) and into an embedded DuckDB
 database file, translates every suite condition to SQL and runs it on the
 three. The three sizes must agree: the command fails naming the condition
@@ -40,6 +41,13 @@ the result as JSON; --merge reads such files (the same data set and suite,
 each engine run once) and prints the table of them all, checking the sizes
 across the files. The generator is deterministic, so runs made apart, even
 on different days, load the same data.
+
+Environment:
+  COHORT_PG_URL   the PostgreSQL to use when --pg-url is not given
+  GOMEMLIMIT      the Go runtime's heap limit
+
+Example:
+  cohort-bench peers --profiles 100000 --runs 3 --engines cohort,duckdb
 `
 
 type peersOpts struct {
@@ -93,7 +101,7 @@ func parsePeersFlags(args []string, stderr io.Writer, getenv func(string) string
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
-	errs = append(errs, checkData(o.data)...)
+	errs = append(errs, checkData(&o.data)...)
 	if o.runs < 1 {
 		errs = append(errs, errors.New("--runs must be at least 1"))
 	}
@@ -126,7 +134,7 @@ func benchPeers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Dir: o.dir, Batch: o.batch, Suite: suite, Log: stderr, Engines: o.engines,
 	})
 	if res != nil && res.Cases != nil {
-		res.Notes = append(res.Notes, bench.RunNote{Engines: res.Ran, Machine: bench.ThisMachine().String(), Build: "cohort " + versionString(),
+		res.Notes = append(res.Notes, bench.RunNote{Engines: res.Ran, Machine: bench.ThisMachine().String(), Build: "cohort " + buildinfo.String(),
 			LoadAvg: fmt.Sprintf("at the start %s, at the end %s", load0, bench.LoadAvg())})
 		printPeers(stdout, o, res, bench.ThisMachine())
 		if o.save != "" {
@@ -166,7 +174,7 @@ func mergePeers(paths []string) (*bench.PeersResult, error) {
 }
 
 func printPeers(w io.Writer, o peersOpts, res *bench.PeersResult, m bench.Machine) {
-	fmt.Fprintf(w, "cohort bench peers --profiles %d --events %d --runs %d --seed %d --arrival %s\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed, arrivalFlag{&o.data.InOrder})
+	fmt.Fprintf(w, "cohort-bench peers --profiles %d --events %d --runs %d --seed %d --arrival %s\n", o.data.Profiles, o.data.Events, o.runs, o.data.Seed, arrivalFlag{&o.data.InOrder})
 	if len(res.Notes) == 0 {
 		fmt.Fprintf(w, "machine: %s\n", m)
 	}

@@ -63,3 +63,10 @@ func (h *benchLog) warnings() []string {
 	}
 	return out
 }
+
+// newLogger is a text logger on w at level (debug, info, warn, error).
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
