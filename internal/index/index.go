@@ -74,6 +74,7 @@ type traitIdx struct {
 type valEntry struct {
 	v    any
 	bm   *roaring.Bitmap
+	n    int64 // bm's cardinality: profiles holding the value
 	inst int64 // the value's instant, when isInst
 	// isInst: a date-time string with an int64 instant; instOut: a
 	// date-time outside that range.
@@ -290,8 +291,10 @@ func (t *traitIdx) set(num uint32, old any, hadOld bool, cur any, hasCur bool) {
 	if hadOld {
 		key := canonKey(old)
 		if e := t.vals[key]; e != nil {
-			e.bm.Remove(num)
-			if e.bm.IsEmpty() {
+			if e.bm.CheckedRemove(num) {
+				e.n--
+			}
+			if e.n == 0 {
 				delete(t.vals, key)
 				t.markDirty()
 			}
@@ -309,7 +312,9 @@ func (t *traitIdx) set(num uint32, old any, hadOld bool, cur any, hasCur bool) {
 			t.vals[key] = e
 			t.markDirty()
 		}
-		e.bm.Add(num)
+		if e.bm.CheckedAdd(num) {
+			e.n++
+		}
 	}
 	if hadOld || hasCur {
 		t.moveNum(num, old, hadOld, cur, hasCur)
@@ -357,6 +362,7 @@ func (t *traitIdx) sub(rest string) *traitIdx {
 			s.vals[key] = se
 		}
 		se.bm.Or(e.bm)
+		se.n = int64(se.bm.GetCardinality())
 	}
 	s.numDirty = true
 	if t.subs == nil {

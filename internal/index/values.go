@@ -3,8 +3,6 @@ package index
 import (
 	"container/heap"
 	"strings"
-
-	"github.com/cohortdb/cohort/internal/condition"
 )
 
 // ValueCount is one value and how often it occurs.
@@ -29,7 +27,9 @@ func (x *Index) TopTraitValues(name string, limit int) []ValueCount {
 	top := newTopK(limit)
 	if t != nil {
 		for key, e := range t.vals {
-			top.offer(key, e.v, int64(e.bm.GetCardinality()))
+			if top.wants(e.n) {
+				top.offer(key, e.v, e.n)
+			}
 		}
 	}
 	return top.sorted()
@@ -46,9 +46,9 @@ func (x *Index) TopEventValues(event, path string, limit int) []ValueCount {
 	if c := x.events[event]; c != nil {
 		if col := c.props[path]; col != nil {
 			for id := 1; id < len(col.counts); id++ {
-				if n := col.counts[id]; n > 0 {
+				if n := int64(col.counts[id]); n > 0 && top.wants(n) {
 					v := col.dict[id]
-					top.offer(condition.CanonicalJSON(v), v, int64(n))
+					top.offer(canonKey(v), v, n)
 				}
 			}
 		}
@@ -85,6 +85,12 @@ func (t *topK) Pop() any {
 	v := t.items[len(t.items)-1]
 	t.items = t.items[:len(t.items)-1]
 	return v
+}
+
+// wants reports whether a value with this count could enter the top (its
+// key is needed only then).
+func (t *topK) wants(count int64) bool {
+	return len(t.items) < t.k || (t.k > 0 && count >= t.items[0].count)
 }
 
 func (t *topK) offer(key string, v any, count int64) {
