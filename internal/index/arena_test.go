@@ -57,3 +57,33 @@ func TestIDArena(t *testing.T) {
 		t.Errorf("arena holds %d bytes for %d live: garbage not reclaimed", len(a.buf), live)
 	}
 }
+
+// TestValEntry: an entry answers like a set through additions and
+// removals, moving between one profile and a bitmap.
+func TestValEntry(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	e := newValEntry("x")
+	want := map[uint32]bool{}
+	for range 20000 {
+		n := uint32(r.IntN(6))
+		if r.IntN(2) == 0 {
+			if got := e.add(n); got == want[n] {
+				t.Fatalf("add(%d) = %v with %v", n, got, want)
+			}
+			want[n] = true
+		} else {
+			if got := e.remove(n); got != want[n] {
+				t.Fatalf("remove(%d) = %v with %v", n, got, want)
+			}
+			delete(want, n)
+		}
+		if int(e.n) != len(want) || (e.bm != nil && e.n < 2) || int(e.bitmap().GetCardinality()) != len(want) {
+			t.Fatalf("n %d, bitmap %v, want %v", e.n, e.bitmap(), want)
+		}
+		for k := range uint32(6) {
+			if e.contains(k) != want[k] {
+				t.Fatalf("contains(%d) = %v with %v", k, e.contains(k), want)
+			}
+		}
+	}
+}

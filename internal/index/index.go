@@ -71,22 +71,6 @@ type traitIdx struct {
 	subs  map[string]*traitIdx
 }
 
-type valEntry struct {
-	v    any
-	bm   *roaring.Bitmap
-	n    int64 // bm's cardinality: profiles holding the value
-	inst int64 // the value's instant, when isInst
-	// isInst: a date-time string with an int64 instant; instOut: a
-	// date-time outside that range.
-	isInst, instOut bool
-}
-
-// newValEntry makes a distinct value's entry, parsing a date-time once.
-func newValEntry(v any) *valEntry {
-	e := &valEntry{v: v, bm: roaring.New()}
-	e.inst, e.isInst, e.instOut = instantOf(v)
-	return e
-}
 
 type eventCol struct {
 	prof   []uint32
@@ -291,9 +275,7 @@ func (t *traitIdx) set(num uint32, old any, hadOld bool, cur any, hasCur bool) {
 	if hadOld {
 		key := canonKey(old)
 		if e := t.vals[key]; e != nil {
-			if e.bm.CheckedRemove(num) {
-				e.n--
-			}
+			e.remove(num)
 			if e.n == 0 {
 				delete(t.vals, key)
 				t.markDirty()
@@ -312,9 +294,7 @@ func (t *traitIdx) set(num uint32, old any, hadOld bool, cur any, hasCur bool) {
 			t.vals[key] = e
 			t.markDirty()
 		}
-		if e.bm.CheckedAdd(num) {
-			e.n++
-		}
+		e.add(num)
 	}
 	if hadOld || hasCur {
 		t.moveNum(num, old, hadOld, cur, hasCur)
@@ -354,15 +334,14 @@ func (t *traitIdx) sub(rest string) *traitIdx {
 		if !ok {
 			continue
 		}
-		s.keys.Or(e.bm)
+		e.orInto(s.keys)
 		key := canonKey(v)
 		se := s.vals[key]
 		if se == nil {
 			se = newValEntry(v)
 			s.vals[key] = se
 		}
-		se.bm.Or(e.bm)
-		se.n = int64(se.bm.GetCardinality())
+		se.union(e)
 	}
 	s.numDirty = true
 	if t.subs == nil {
@@ -524,12 +503,12 @@ func (x *Index) Trait(n *condition.Node, now time.Time) *roaring.Bitmap {
 	}
 	// General path: the test on every distinct value (model.Lookup's
 	// semantics: a literal key wins, else the first dot splits the name).
-	var parts []*roaring.Bitmap
+	var g gather
 	have := roaring.New() // profiles for which the name resolves
 	if t, ok := x.traits[name]; ok {
 		for _, e := range t.vals {
 			if test.Match(e.v, true, now) {
-				parts = append(parts, e.bm)
+				g.add(e)
 			}
 		}
 		have.Or(t.keys)
@@ -539,15 +518,15 @@ func (x *Index) Trait(n *condition.Node, now time.Time) *roaring.Bitmap {
 			// The values at rest inside head's objects, each once, rather
 			// than every distinct object.
 			for _, e := range t.sub(rest).vals {
-				bm := roaring.AndNot(e.bm, have)
+				bm := roaring.AndNot(e.bitmap(), have)
 				if test.Match(e.v, true, now) {
-					parts = append(parts, bm)
+					g.parts = append(g.parts, bm)
 				}
 				have.Or(bm)
 			}
 		}
 	}
-	out := roaring.FastOr(parts...)
+	out := g.union()
 	if test.Match(nil, false, now) {
 		out.Or(roaring.AndNot(x.all, have))
 	}
@@ -575,7 +554,7 @@ func (x *Index) traitFast(t *traitIdx, test *condition.Test, now time.Time) (*ro
 			v = s.Bool
 		}
 		if e := t.vals[canonKey(v)]; e != nil {
-			return e.bm
+			return e.bitmap()
 		}
 		return roaring.New()
 	}

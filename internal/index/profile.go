@@ -115,5 +115,5 @@ func (x *Index) HasTraitValue(name string, v any, n uint32) bool {
 		return false
 	}
 	e := t.vals[canonKey(v)]
-	return e != nil && e.bm.Contains(n)
+	return e != nil && e.contains(n)
 }

@@ -54,36 +54,36 @@ func (s *sortedVals[K]) rangeParts(lo K, loIncl bool, hi K, hiIncl bool) []*roar
 	if j <= i {
 		return nil
 	}
-	var parts []*roaring.Bitmap
+	var g gather
 	single := func(from, to int) {
 		for _, e := range s.vals[from:to] {
-			parts = append(parts, e.bm)
+			g.add(e)
 		}
 	}
 	if j-i < 2*minBucket {
 		single(i, j)
-		return parts
+		return g.bitmaps()
 	}
 	if s.buckets == nil {
 		s.bsize = max(minBucket, int(math.Sqrt(float64(len(keys)))))
 		for k := 0; k < len(keys); k += s.bsize {
-			bms := make([]*roaring.Bitmap, 0, s.bsize)
+			var b gather
 			for _, e := range s.vals[k:min(k+s.bsize, len(keys))] {
-				bms = append(bms, e.bm)
+				b.add(e)
 			}
-			s.buckets = append(s.buckets, roaring.FastOr(bms...))
+			s.buckets = append(s.buckets, b.union())
 		}
 	}
 	bs := s.bsize
 	first, last := (i+bs-1)/bs, j/bs // whole buckets [first, last)
 	if first >= last {
 		single(i, j)
-		return parts
+		return g.bitmaps()
 	}
 	single(i, first*bs)
-	parts = append(parts, s.buckets[first:last]...)
+	g.parts = append(g.parts, s.buckets[first:last]...)
 	single(last*bs, j)
-	return parts
+	return g.bitmaps()
 }
 
 // move keeps the buckets current when num's key moves between existing

@@ -1,0 +1,140 @@
+package index
+
+import (
+	"slices"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// valEntry is one distinct value of a trait and the profiles holding it.
+// Most values of a high-cardinality trait (emails, timestamps, ids) are
+// held by one profile: such an entry keeps the profile number alone, and
+// gets a bitmap only once a second profile holds the value (and drops it
+// when one is left), which saves a bitmap's allocations — about 150 bytes
+// — per unique value.
+type valEntry struct {
+	v      any
+	single uint32          // the one profile, while bm is nil and n is 1
+	bm     *roaring.Bitmap // the profiles, once two or more held the value
+	n      int64           // how many profiles hold the value
+	inst   int64           // the value's instant, when isInst
+	// isInst: a date-time string with an int64 instant; instOut: a
+	// date-time outside that range.
+	isInst, instOut bool
+}
+
+// newValEntry makes a distinct value's entry, parsing a date-time once.
+func newValEntry(v any) *valEntry {
+	e := &valEntry{v: v}
+	e.inst, e.isInst, e.instOut = instantOf(v)
+	return e
+}
+
+// add records that profile num holds the value; false if it already did.
+func (e *valEntry) add(num uint32) bool {
+	switch {
+	case e.bm != nil:
+		if !e.bm.CheckedAdd(num) {
+			return false
+		}
+	case e.n == 0:
+		e.single = num
+	case e.single == num:
+		return false
+	default:
+		e.bm = roaring.BitmapOf(e.single, num)
+	}
+	e.n++
+	return true
+}
+
+// remove records that profile num no longer holds the value; false if it
+// did not.
+func (e *valEntry) remove(num uint32) bool {
+	switch {
+	case e.bm != nil:
+		if !e.bm.CheckedRemove(num) {
+			return false
+		}
+		if e.n--; e.n == 1 {
+			e.single, e.bm = e.bm.Minimum(), nil
+		}
+		return true
+	case e.n == 1 && e.single == num:
+		e.n = 0
+		return true
+	}
+	return false
+}
+
+func (e *valEntry) contains(num uint32) bool {
+	if e.bm != nil {
+		return e.bm.Contains(num)
+	}
+	return e.n == 1 && e.single == num
+}
+
+// bitmap returns the profiles holding the value, for reading only (a new
+// bitmap for a single profile).
+func (e *valEntry) bitmap() *roaring.Bitmap {
+	if e.bm != nil {
+		return e.bm
+	}
+	if e.n == 1 {
+		return roaring.BitmapOf(e.single)
+	}
+	return roaring.New()
+}
+
+// orInto adds the value's profiles to dst.
+func (e *valEntry) orInto(dst *roaring.Bitmap) {
+	switch {
+	case e.bm != nil:
+		dst.Or(e.bm)
+	case e.n == 1:
+		dst.Add(e.single)
+	}
+}
+
+// union adds the profiles of o to e (building a derived index).
+func (e *valEntry) union(o *valEntry) {
+	switch {
+	case o.bm != nil:
+		if e.bm == nil {
+			e.bm = e.bitmap().Clone()
+		}
+		e.bm.Or(o.bm)
+		e.n = int64(e.bm.GetCardinality())
+	case o.n == 1:
+		e.add(o.single)
+	}
+}
+
+// gather collects the profiles of many entries for one union: the
+// bitmaps of shared values, and the single profiles of the others, which
+// become one bitmap at the end instead of one each.
+type gather struct {
+	parts   []*roaring.Bitmap
+	singles []uint32
+}
+
+func (g *gather) add(e *valEntry) {
+	switch {
+	case e.bm != nil:
+		g.parts = append(g.parts, e.bm)
+	case e.n == 1:
+		g.singles = append(g.singles, e.single)
+	}
+}
+
+// bitmaps is what was gathered as bitmaps to union.
+func (g *gather) bitmaps() []*roaring.Bitmap {
+	if len(g.singles) == 0 {
+		return g.parts
+	}
+	slices.Sort(g.singles)
+	return append(g.parts, roaring.BitmapOf(g.singles...))
+}
+
+// union is the union of what was gathered.
+func (g *gather) union() *roaring.Bitmap { return roaring.FastOr(g.bitmaps()...) }
