@@ -71,7 +71,6 @@ type traitIdx struct {
 	subs  map[string]*traitIdx
 }
 
-
 type eventCol struct {
 	prof   []uint32
 	ts     []int64
