@@ -91,11 +91,10 @@ func loadConfig(fs *flag.FlagSet, args []string) (config.Config, error) {
 		return config.Config{}, err
 	}
 	cfg := config.Default()
+	var loadErr error
 	if *cfgPath != "" {
-		var err error
-		if cfg, err = config.Load(*cfgPath); err != nil {
-			return cfg, err
-		}
+		// A file's problems are joined with Validate's: all at once.
+		cfg, loadErr = config.Load(*cfgPath)
 	}
 	if *httpAddr != "" {
 		cfg.HTTP = *httpAddr
@@ -104,7 +103,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (config.Config, error) {
 		cfg.Data = *data
 	}
 	cfg.ApplyEnv(os.Getenv)
-	return cfg, cfg.Validate()
+	return cfg, config.Check(&cfg, loadErr)
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
