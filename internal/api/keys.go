@@ -25,7 +25,7 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 		}
 		rec, _, err := s.keyGrant(key)
 		if err != nil {
-			s.writeErr(w, err)
+			s.writeErr(w, r, err)
 			return
 		}
 		if rec.Role != store.RoleAdmin {
@@ -45,7 +45,7 @@ type WorkspaceInfo struct {
 func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) {
 	recs, err := s.st.Workspaces()
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	out := make([]WorkspaceInfo, len(recs))
@@ -86,7 +86,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	keys, err := s.in.Keys(ws.Num)
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	out := make([]KeyInfo, len(keys))
@@ -117,7 +117,7 @@ func (s *Server) issueKey(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, k, err := s.in.IssueKey(role, ws.Num, "the admin API")
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"id": k.ID, "role": body.Role, "key": secret, "created_at": k.CreatedAt})
@@ -134,7 +134,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -144,7 +144,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": body.ID, "write_key": keys.WriteKey, "api_key": keys.APIKey})
