@@ -35,13 +35,20 @@ type client struct {
 
 func start(t *testing.T, mod func(*config.Config)) *client {
 	t.Helper()
+	c, _ := startServer(t, mod, server.Options{})
+	return c
+}
+
+// startServer starts a server with options o, returning it too.
+func startServer(t *testing.T, mod func(*config.Config), o server.Options) (*client, *server.Server) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
 	cfg.WriteKey, cfg.APIKey, cfg.AdminKey = writeKey, apiKey, adminKey
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := server.Open(cfg, server.Options{})
+	srv, err := server.Open(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +60,7 @@ func start(t *testing.T, mod func(*config.Config)) *client {
 			t.Error(err)
 		}
 	})
-	return &client{t: t, url: hs.URL}
+	return &client{t: t, url: hs.URL}, srv
 }
 
 type resp struct {

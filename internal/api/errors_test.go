@@ -3,14 +3,12 @@ package api_test
 import (
 	"bytes"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/cohortdb/cohort/internal/config"
 	"github.com/cohortdb/cohort/internal/server"
 	"github.com/cohortdb/cohort/internal/store"
 )
@@ -38,23 +36,8 @@ func (l *lockedBuffer) String() string {
 // request id (and the same id in X-Request-Id), never the store's error
 // text; the log must have both the id and the real error.
 func TestInternalErrorHidesDetail(t *testing.T) {
-	cfg := config.Default()
-	cfg.Data = t.TempDir()
-	cfg.WriteKey, cfg.APIKey, cfg.AdminKey = writeKey, apiKey, adminKey
 	var logs lockedBuffer
-	srv, err := server.Open(cfg, server.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.API.MarkReady()
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	c := &client{t: t, url: hs.URL}
+	c, srv := startServer(t, nil, server.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if r := c.ingest("identify", `{"userId":"u1","traits":{"plan":"pro"}}`); r.Code != 200 {
 		t.Fatalf("identify: %d %s", r.Code, r.Raw)
 	}
