@@ -148,23 +148,12 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	srv, err := server.Open(cfg, server.Options{Logger: log, Out: stdout})
-	if err != nil {
-		return err
-	}
-	if err := srv.Listen(); err != nil {
-		srv.Close()
-		return err
-	}
+	// Signals are caught before loading starts: SIGTERM while loading
+	// stops the load and exits 0.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	serveErr := srv.Serve(ctx)
-	closeErr := srv.Close()
-	if serveErr != nil {
-		return serveErr
-	}
-	if closeErr != nil {
-		return closeErr
+	if err := server.Run(ctx, cfg, server.Options{Logger: log, Out: stdout}); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil

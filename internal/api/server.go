@@ -129,7 +129,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	case <-s.ready:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	default:
-		writeError(w, http.StatusServiceUnavailable, "starting")
+		// Loaded, not yet serving (Serve marks it ready).
+		writeJSON(w, http.StatusServiceUnavailable, startingBody(1))
 	}
 }
 
