@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -89,5 +91,39 @@ func TestInternalErrorHidesDetail(t *testing.T) {
 	// Every answer has an id, success or not.
 	if r := c.do("GET", "/nowhere", nil, nil); r.Code != 404 || r.Header.Get("X-Request-Id") == "" {
 		t.Errorf("404 without id: %d %v", r.Code, r.Header)
+	}
+}
+
+// TestRequestContextStopsWork: a request whose context is done gets no
+// page of GET /api/changes (its log scan follows the request's context)
+// and is not logged as a server fault.
+func TestRequestContextStopsWork(t *testing.T) {
+	var logs lockedBuffer
+	c, srv := startServer(t, nil, server.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if r := c.do("POST", "/api/segments", bearer(apiKey), []byte(`{"id":"pro","condition":{"trait":"plan","op":"eq","value":"pro"}}`)); r.Code != 201 {
+		t.Fatalf("segment: %d %s", r.Code, r.Raw)
+	}
+	if r := c.ingest("identify", `{"userId":"u1","traits":{"plan":"pro"}}`); r.Code != 200 {
+		t.Fatalf("identify: %d %s", r.Code, r.Raw)
+	}
+	get := func(ctx context.Context) *httptest.ResponseRecorder {
+		req := httptest.NewRequestWithContext(ctx, "GET", "/api/changes?since=0", nil)
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Accept", "application/json")
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := get(context.Background()); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"user":"u1"`) {
+		t.Fatalf("live request: %d %s", rec.Code, rec.Body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := get(ctx)
+	if rec.Code != 503 || strings.Contains(rec.Body.String(), "u1") {
+		t.Errorf("cancelled request: %d %s", rec.Code, rec.Body)
+	}
+	if strings.Contains(logs.String(), "request failed") {
+		t.Errorf("a cancelled request was logged as a fault:\n%s", logs.String())
 	}
 }
