@@ -76,3 +76,14 @@ func TestSinkUnknownSegment(t *testing.T) {
 	}
 	c.do("DELETE", "/api/sinks/s1", bearer(apiKey), nil)
 }
+
+// TestAdminBodyCap: the admin routes' bodies are capped by the same limit.
+func TestAdminBodyCap(t *testing.T) {
+	c := start(t, func(cfg *config.Config) { cfg.Limits.MaxAPIBodyBytes = 1024 })
+	for _, path := range []string{"/api/workspaces", "/api/workspaces/default/keys"} {
+		r := c.doBody("POST", path, bearer(adminKey), `{"role":"`+strings.Repeat("x", 2048)+`"}`, true)
+		if msg, _ := r.Body["error"].(string); r.Code != 413 || !strings.Contains(msg, "1024-byte limit") {
+			t.Errorf("POST %s over the cap: %d %s", path, r.Code, r.Raw)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -104,10 +103,11 @@ func (s *Server) issueKey(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Role string `json:"role"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be {"role": "write"|"api"}: `+err.Error())
+	if err := s.decodeBody(w, r, &body); err != nil {
+		if ae, ok := err.(*apiError); ok && ae.Status == http.StatusBadRequest {
+			ae.Msg = `body must be {"role": "write"|"api"}: ` + ae.Msg
+		}
+		s.writeErr(w, r, err)
 		return
 	}
 	role, ok := map[string]store.Role{"write": store.RoleWrite, "api": store.RoleAPI}[body.Role]
