@@ -132,6 +132,33 @@ func freePort(t *testing.T) int {
 
 func tryStartServer(t *testing.T, dataDir string) (s *server, portTaken bool, err error) {
 	t.Helper()
+	s, err = launchServer(t, dataDir)
+	if err != nil {
+		return nil, false, err
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if s.healthy() {
+			return s, false, nil
+		}
+		select {
+		case <-s.done:
+			out := s.logs.String()
+			return nil, strings.Contains(out, "address already in use"),
+				fmt.Errorf("%s exited before it was healthy: %v\n%s", s.name, s.waitErr, out)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, false, fmt.Errorf("%s: GET /healthz did not answer 200 within %s", s.name, startTimeout)
+		}
+	}
+}
+
+// launchServer starts the binary on a free 127.0.0.1 port with dataDir and
+// the test keys, without waiting for it; the process is killed at the end
+// of the test if it is still running then.
+func launchServer(t *testing.T, dataDir string) (*server, error) {
+	t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	logs := &syncBuffer{}
 	cmd := exec.Command(cohortBin, "serve", "--http", addr, "--data", dataDir)
@@ -145,7 +172,7 @@ func tryStartServer(t *testing.T, dataDir string) (s *server, portTaken bool, er
 	cmd.Stderr = logs
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	serverCount.Lock()
 	serverCount.n++
@@ -153,7 +180,7 @@ func tryStartServer(t *testing.T, dataDir string) (s *server, portTaken bool, er
 	serverCount.Unlock()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	s = &server{
+	s := &server{
 		name:    fmt.Sprintf("server #%d (pid %d, %s)", n, cmd.Process.Pid, addr),
 		dataDir: dataDir,
 		base:    "http://" + addr,
@@ -180,23 +207,7 @@ func tryStartServer(t *testing.T, dataDir string) (s *server, portTaken bool, er
 			t.Logf("output of %s:\n%s", s.name, s.logs)
 		}
 	})
-
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if s.healthy() {
-			return s, false, nil
-		}
-		select {
-		case <-s.done:
-			out := s.logs.String()
-			return nil, strings.Contains(out, "address already in use"),
-				fmt.Errorf("%s exited before it was healthy: %v\n%s", s.name, s.waitErr, out)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return nil, false, fmt.Errorf("%s: GET /healthz did not answer 200 within %s", s.name, startTimeout)
-		}
-	}
+	return s, nil
 }
 
 func (s *server) healthy() bool {

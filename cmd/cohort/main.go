@@ -91,11 +91,10 @@ func loadConfig(fs *flag.FlagSet, args []string) (config.Config, error) {
 		return config.Config{}, err
 	}
 	cfg := config.Default()
+	var loadErr error
 	if *cfgPath != "" {
-		var err error
-		if cfg, err = config.Load(*cfgPath); err != nil {
-			return cfg, err
-		}
+		// A file's problems are joined with Validate's: all at once.
+		cfg, loadErr = config.Load(*cfgPath)
 	}
 	if *httpAddr != "" {
 		cfg.HTTP = *httpAddr
@@ -104,7 +103,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (config.Config, error) {
 		cfg.Data = *data
 	}
 	cfg.ApplyEnv(os.Getenv)
-	return cfg, cfg.Validate()
+	return cfg, config.Check(&cfg, loadErr)
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -149,23 +148,12 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	srv, err := server.Open(cfg, server.Options{Logger: log, Out: stdout})
-	if err != nil {
-		return err
-	}
-	if err := srv.Listen(); err != nil {
-		srv.Close()
-		return err
-	}
+	// Signals are caught before loading starts: SIGTERM while loading
+	// stops the load and exits 0.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	serveErr := srv.Serve(ctx)
-	closeErr := srv.Close()
-	if serveErr != nil {
-		return serveErr
-	}
-	if closeErr != nil {
-		return closeErr
+	if err := server.Run(ctx, cfg, server.Options{Logger: log, Out: stdout}); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil

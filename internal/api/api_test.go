@@ -35,13 +35,20 @@ type client struct {
 
 func start(t *testing.T, mod func(*config.Config)) *client {
 	t.Helper()
+	c, _ := startServer(t, mod, server.Options{})
+	return c
+}
+
+// startServer starts a server with options o, returning it too.
+func startServer(t *testing.T, mod func(*config.Config), o server.Options) (*client, *server.Server) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
 	cfg.WriteKey, cfg.APIKey, cfg.AdminKey = writeKey, apiKey, adminKey
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := server.Open(cfg, server.Options{})
+	srv, err := server.Open(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +60,7 @@ func start(t *testing.T, mod func(*config.Config)) *client {
 			t.Error(err)
 		}
 	})
-	return &client{t: t, url: hs.URL}
+	return &client{t: t, url: hs.URL}, srv
 }
 
 type resp struct {
@@ -72,6 +79,12 @@ func (c *client) do(method, path string, header map[string]string, body []byte) 
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
+	return c.send(req)
+}
+
+func (c *client) send(req *http.Request) resp {
+	c.t.Helper()
+	method, path := req.Method, req.URL.Path
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -85,6 +98,24 @@ func (c *client) do(method, path string, header map[string]string, body []byte) 
 		}
 	}
 	return r
+}
+
+// doBody sends body, chunked (no Content-Length) when asked, so a cap is
+// checked both before and while reading.
+func (c *client) doBody(method, path string, header map[string]string, body string, chunked bool) resp {
+	c.t.Helper()
+	var rd io.Reader = strings.NewReader(body)
+	if chunked {
+		rd = io.MultiReader(rd) // hides the length from net/http
+	}
+	req, err := http.NewRequest(method, c.url+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return c.send(req)
 }
 
 func basic(key string) map[string]string {

@@ -53,7 +53,7 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 		}
 		rec, ws, err := s.keyGrant(key)
 		if err != nil {
-			s.writeErr(w, err)
+			s.writeErr(w, r, err)
 			return
 		}
 		switch rec.Role {
@@ -65,7 +65,7 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 			return
 		}
 		if err := h(w, r, ws); err != nil {
-			s.writeErr(w, err)
+			s.writeErr(w, r, err)
 		}
 	}
 }

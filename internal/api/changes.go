@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -40,7 +41,7 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request, ws *ingest.Work
 	}
 	if wantsJSON(r) {
 		durable, _ := s.seg.Durable(ws.Num)
-		page, next, err := s.readChanges(ws.Num, since, durable, segFilter, limit)
+		page, next, err := s.readChanges(r.Context(), ws.Num, since, durable, segFilter, limit)
 		if err != nil {
 			return err
 		}
@@ -73,7 +74,7 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request, ws *ingest.Work
 	for {
 		durable, more := s.seg.Durable(ws.Num)
 		for since < durable {
-			page, next, err := s.readChanges(ws.Num, since, durable, segFilter, limit)
+			page, next, err := s.readChanges(r.Context(), ws.Num, since, durable, segFilter, limit)
 			if err != nil {
 				return nil // the stream has started; the client reconnects
 			}
@@ -100,11 +101,35 @@ func wantsJSON(r *http.Request) bool {
 	return strings.Contains(a, "application/json") && !strings.Contains(a, "text/event-stream")
 }
 
-// readChanges reads a page of durable changes (see segment.ReadChanges).
-func (s *Server) readChanges(ws uint32, since, upTo uint64, filter string, limit int) ([]segment.Change, uint64, error) {
+// changeScanChunk is how many seqs readChanges scans between looks at the
+// request's context: a filter on a rare segment may scan the whole log.
+const changeScanChunk = 16384
+
+// readChanges reads a page of durable changes (see segment.ReadChanges),
+// a chunk of the log at a time, stopping when the request is cancelled.
+func (s *Server) readChanges(ctx context.Context, ws uint32, since, upTo uint64, filter string, limit int) ([]segment.Change, uint64, error) {
 	var f func(string) bool
 	if filter != "" {
 		f = func(id string) bool { return id == filter }
 	}
-	return segment.ReadChanges(s.st.DB(), ws, since, upTo, f, limit)
+	out := []segment.Change{}
+	for since < upTo {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		to := upTo
+		if upTo-since > changeScanChunk {
+			to = since + changeScanChunk
+		}
+		page, next, err := segment.ReadChanges(s.st.DB(), ws, since, to, f, limit-len(out))
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, page...)
+		since = next
+		if len(out) >= limit {
+			break
+		}
+	}
+	return out, since, nil
 }

@@ -19,7 +19,7 @@ import (
 func (s *Server) ingestRoute(route string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := s.ingest(w, r, route); err != nil {
-			s.writeErr(w, err)
+			s.writeErr(w, r, err)
 		}
 	}
 }

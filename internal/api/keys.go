@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -25,7 +24,7 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 		}
 		rec, _, err := s.keyGrant(key)
 		if err != nil {
-			s.writeErr(w, err)
+			s.writeErr(w, r, err)
 			return
 		}
 		if rec.Role != store.RoleAdmin {
@@ -45,7 +44,7 @@ type WorkspaceInfo struct {
 func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) {
 	recs, err := s.st.Workspaces()
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	out := make([]WorkspaceInfo, len(recs))
@@ -86,7 +85,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	keys, err := s.in.Keys(ws.Num)
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	out := make([]KeyInfo, len(keys))
@@ -104,10 +103,11 @@ func (s *Server) issueKey(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Role string `json:"role"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be {"role": "write"|"api"}: `+err.Error())
+	if err := s.decodeBody(w, r, &body); err != nil {
+		if ae, ok := err.(*apiError); ok && ae.Status == http.StatusBadRequest {
+			ae.Msg = `body must be {"role": "write"|"api"}: ` + ae.Msg
+		}
+		s.writeErr(w, r, err)
 		return
 	}
 	role, ok := map[string]store.Role{"write": store.RoleWrite, "api": store.RoleAPI}[body.Role]
@@ -117,7 +117,7 @@ func (s *Server) issueKey(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, k, err := s.in.IssueKey(role, ws.Num, "the admin API")
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"id": k.ID, "role": body.Role, "key": secret, "created_at": k.CreatedAt})
@@ -134,7 +134,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

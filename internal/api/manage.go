@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
@@ -128,10 +127,11 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		ID string `json:"id"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be {\"id\": \"name\"}: "+err.Error())
+	if err := s.decodeBody(w, r, &body); err != nil {
+		if ae, ok := err.(*apiError); ok && ae.Status == http.StatusBadRequest {
+			ae.Msg = "body must be {\"id\": \"name\"}: " + ae.Msg
+		}
+		s.writeErr(w, r, err)
 		return
 	}
 	if !workspaceName.MatchString(body.ID) {
@@ -144,7 +144,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": body.ID, "write_key": keys.WriteKey, "api_key": keys.APIKey})

@@ -18,19 +18,6 @@ type segmentBody struct {
 	Condition json.RawMessage `json:"condition"`
 }
 
-// decodeBody decodes a JSON request body strictly.
-func decodeBody(r *http.Request, w http.ResponseWriter, into any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
-		return errorf(http.StatusBadRequest, "request body: %v", err)
-	}
-	if dec.More() {
-		return errorf(http.StatusBadRequest, "request body: more than one JSON value")
-	}
-	return nil
-}
-
 // segmentErr maps the segment package's errors to API errors.
 func segmentErr(err error) error {
 	var ie *segment.InvalidError
@@ -48,7 +35,7 @@ func segmentErr(err error) error {
 
 func (s *Server) createSegment(w http.ResponseWriter, r *http.Request, ws *ingest.Workspace) error {
 	var body segmentBody
-	if err := decodeBody(r, w, &body); err != nil {
+	if err := s.decodeBody(w, r, &body); err != nil {
 		return err
 	}
 	seg, err := s.seg.Create(r.Context(), ws, body.ID, body.Name, body.Condition)
@@ -75,7 +62,7 @@ func (s *Server) getSegment(w http.ResponseWriter, r *http.Request, ws *ingest.W
 
 func (s *Server) putSegment(w http.ResponseWriter, r *http.Request, ws *ingest.Workspace) error {
 	var body segmentBody
-	if err := decodeBody(r, w, &body); err != nil {
+	if err := s.decodeBody(w, r, &body); err != nil {
 		return err
 	}
 	id := r.PathValue("id")
@@ -131,7 +118,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, ws *ingest.Worksp
 		Members   bool            `json:"members"`
 		Limit     *int            `json:"limit"`
 	}
-	if err := decodeBody(r, w, &body); err != nil {
+	if err := s.decodeBody(w, r, &body); err != nil {
 		return err
 	}
 	limit := 100

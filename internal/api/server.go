@@ -40,6 +40,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// handler is mux behind the request-id layer.
+	handler http.Handler
 
 	ready    chan struct{}
 	limitMu  sync.Mutex
@@ -67,6 +69,7 @@ func New(st *store.Store, in *ingest.Ingester, seg *segment.Manager, snk *sink.M
 		opts.Register.MustRegister(s.reqDur)
 	}
 	s.routes()
+	s.handler = s.withRequestID(s.mux)
 	return s
 }
 
@@ -119,14 +122,15 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-s.ready:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	default:
-		writeError(w, http.StatusServiceUnavailable, "starting")
+		// Loaded, not yet serving (Serve marks it ready).
+		writeJSON(w, http.StatusServiceUnavailable, startingBody(1))
 	}
 }
 
@@ -169,13 +173,20 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-// writeErr maps an error to its status and JSON body.
-func (s *Server) writeErr(w http.ResponseWriter, err error) {
+// writeErr maps an error to its status and JSON body. A fault of the
+// server's own (5xx but a shutdown) is logged with the request id and the
+// real error; the client gets only a sentence naming that id.
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		body := map[string]any{"error": ae.Msg}
 		if ae.Path != nil {
 			body["path"] = *ae.Path
+		}
+		if ae.Status >= 500 {
+			id := w.Header().Get(RequestIDHeader)
+			body["request_id"] = id
+			s.log.Warn("request refused", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", ae.Status, "err", ae.Msg)
 		}
 		writeJSON(w, ae.Status, body)
 		return
@@ -190,8 +201,15 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusServiceUnavailable, "ingestion is behind; nothing of this request was stored, retry after 1 s")
 		return
 	}
-	s.log.Error("request failed", "err", err)
-	writeError(w, http.StatusInternalServerError, "internal error: "+err.Error())
+	id := w.Header().Get(RequestIDHeader)
+	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client went away or gave up: nothing is broken.
+		s.log.Debug("request cancelled", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the request was cancelled before it finished")
+		return
+	}
+	s.log.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+	writeJSON(w, http.StatusInternalServerError, internalErrorBody(id))
 }
 
 // limiter returns a workspace's event-rate limiter, or nil when unlimited.

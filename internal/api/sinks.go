@@ -9,7 +9,11 @@ import (
 )
 
 func sinkErr(err error) error {
+	var ie *sink.InvalidError
 	switch {
+	case errors.As(err, &ie):
+		p := ie.Path
+		return &apiError{Status: http.StatusBadRequest, Msg: ie.Error(), Path: &p}
 	case errors.Is(err, sink.ErrInvalid):
 		return errorf(http.StatusBadRequest, "%v", err)
 	case errors.Is(err, sink.ErrNotFound):
@@ -28,7 +32,7 @@ func (s *Server) createSink(w http.ResponseWriter, r *http.Request, ws *ingest.W
 		sink.Config
 		From *uint64 `json:"from"`
 	}
-	if err := decodeBody(r, w, &body); err != nil {
+	if err := s.decodeBody(w, r, &body); err != nil {
 		return err
 	}
 	st, err := s.snk.Create(r.Context(), ws, body.Config, body.From)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cohortdb/cohort/internal/condition"
 )
 
 // Config is the whole server configuration. Zero fields take defaults.
@@ -46,6 +48,9 @@ type Limits struct {
 	// within it is answered 503 with Retry-After, and nothing of it is
 	// stored.
 	MaxIngestWait Duration `yaml:"max_ingest_wait"`
+	// MaxAPIBodyBytes caps an /api/* request body (segment definitions,
+	// queries, sinks); over it the request is answered 413.
+	MaxAPIBodyBytes int `yaml:"max_api_body_bytes"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -65,24 +70,38 @@ func Default() Config {
 			MaxBatchBytes:      500 * 1024,
 			BotEventsPerMinute: 1200,
 			MaxIngestWait:      Duration(5 * time.Second),
+			MaxAPIBodyBytes:    1 << 20,
 		},
 	}
 }
 
-// Load reads a YAML file over the defaults. Unknown keys are errors.
+// Load reads a YAML file over the defaults. Unknown keys, wrong types and
+// bad durations are all reported, joined, each with its line and key path;
+// what did decode is returned with the error, so the caller can join
+// Validate's problems to it (see Check).
 func Load(path string) (Config, error) {
 	c := Default()
-	f, err := os.Open(path)
+	src, err := os.ReadFile(path)
 	if err != nil {
 		return c, fmt.Errorf("read config: %w", err)
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("config %s: %w", path, err)
+	if err := decodeYAML(src, &c); err != nil {
+		return c, fmt.Errorf("config %s:\n%w", path, err)
 	}
 	return c, nil
+}
+
+// Check joins a Load error (may be nil) with c's Validate problems, so a
+// file's every problem is reported at once.
+func Check(c *Config, loadErr error) error {
+	verr := c.Validate()
+	switch {
+	case loadErr == nil:
+		return verr
+	case verr == nil:
+		return loadErr
+	}
+	return fmt.Errorf("%w\n%w", loadErr, verr)
 }
 
 // ApplyEnv takes the keys from the environment when set.
@@ -113,8 +132,8 @@ func (c *Config) Validate() error {
 	default:
 		bad("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
-	if c.Retention < Duration(time.Hour) {
-		bad("retention: %s is shorter than 1h", time.Duration(c.Retention))
+	if c.Retention < Duration(24*time.Hour) {
+		bad("retention: %s is less than a day; events are deleted a whole day at a time, so give at least 1d", c.Retention)
 	}
 	positive := func(name string, v int) {
 		if v <= 0 {
@@ -126,6 +145,7 @@ func (c *Config) Validate() error {
 	positive("max_traits", c.Limits.MaxTraits)
 	positive("max_message_bytes", c.Limits.MaxMessageBytes)
 	positive("max_batch_bytes", c.Limits.MaxBatchBytes)
+	positive("max_api_body_bytes", c.Limits.MaxAPIBodyBytes)
 	if c.Limits.MaxMessageBytes > c.Limits.MaxBatchBytes && c.Limits.MaxBatchBytes > 0 {
 		bad("limits.max_message_bytes: %d is over max_batch_bytes %d", c.Limits.MaxMessageBytes, c.Limits.MaxBatchBytes)
 	}
@@ -144,7 +164,8 @@ func (c *Config) Validate() error {
 	if c.Limits.Burst < 0 {
 		bad("limits.burst: %d must not be negative", c.Limits.Burst)
 	}
-	for name, k := range map[string]string{"write_key": c.WriteKey, "api_key": c.APIKey, "admin_key": c.AdminKey} {
+	for _, key := range []struct{ name, k string }{{"write_key", c.WriteKey}, {"api_key", c.APIKey}, {"admin_key", c.AdminKey}} {
+		name, k := key.name, key.k
 		if k != "" && len(k) < 8 {
 			bad("%s: a key must have at least 8 characters", name)
 		}
@@ -155,31 +176,50 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Duration is a time.Duration that YAML writes as "90d", "12h", "30m".
+// Duration is a time.Duration that YAML writes in the condition language's
+// syntax: a whole number and one unit, s, m, h, d (day) or w (week), as in
+// "90d", "2w" or "12h".
 type Duration time.Duration
 
-// UnmarshalYAML accepts Go durations and whole days ("90d").
+// UnmarshalYAML accepts the condition duration syntax.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration like 90d, 2w or 12h, got a %s", map[yaml.Kind]string{yaml.SequenceNode: "list", yaml.MappingNode: "mapping"}[n.Kind])
+	}
 	v, err := ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return err
 	}
 	*d = Duration(v)
 	return nil
 }
 
-// ParseDuration parses Go durations plus a "d" (day) suffix.
-func ParseDuration(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || fmt.Sprint(n) != days || n <= 0 {
-			return 0, fmt.Errorf("duration %q: want a positive whole number of days like 90d", s)
+// String writes d in the largest unit that divides it ("90d", "2w", "36h").
+func (d Duration) String() string {
+	v := time.Duration(d)
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{7 * 24 * time.Hour, "w"}, {24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if v > 0 && v%u.unit == 0 {
+			return fmt.Sprintf("%d%s", v/u.unit, u.name)
 		}
-		return time.Duration(n) * 24 * time.Hour, nil
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("duration %q: %w", s, err)
+	return v.String()
+}
+
+// ParseDuration parses the condition duration syntax ("90d", "2w", "12h";
+// see condition.ParseDuration), "0", and, for what that syntax cannot say,
+// Go's ("1h30m", "500ms"); it names what it wants when s is none of them.
+func ParseDuration(s string) (time.Duration, error) {
+	if s == "0" {
+		return 0, nil
 	}
-	return v, nil
+	if v, err := condition.ParseDuration(s); err == nil {
+		return v, nil
+	}
+	if v, err := time.ParseDuration(s); err == nil && v > 0 {
+		return v, nil
+	}
+	return 0, fmt.Errorf("want a duration like 90d, 2w or 12h (a whole number and one unit s, m, h, d or w), got %q", s)
 }

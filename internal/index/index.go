@@ -165,7 +165,13 @@ func New() *Index {
 
 // Load builds a workspace's index from the store.
 func Load(ctx context.Context, r pebble.Reader, ws uint32) (*Index, error) {
+	return LoadWith(ctx, r, ws, LoadOptions{})
+}
+
+// LoadWith is Load with options (progress reports).
+func LoadWith(ctx context.Context, r pebble.Reader, ws uint32, o LoadOptions) (*Index, error) {
 	x := New()
+	meter := newLoadMeter(r, ws, o.Progress)
 	err := store.ScanLinks(r, ws, func(from, to uint32) error {
 		x.parent[from] = to
 		x.kids[to] = append(x.kids[to], from)
@@ -181,18 +187,22 @@ func Load(ctx context.Context, r pebble.Reader, ws uint32) (*Index, error) {
 		x.all.Add(num)
 		x.ids.set(num, p.ID)
 		x.maxNum = max(x.maxNum, num+1)
+		meter.profile(num)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load profiles: %w", err)
 	}
+	meter.profilesDone()
 	err = store.ScanEvents(ctx, r, ws, func(ev store.StoredEvent) error {
 		x.addEvent(ev.Profile, ev.Name, ev.Timestamp, ev.Properties)
+		meter.event(ev.Timestamp, ev.Profile)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load events: %w", err)
 	}
+	meter.done()
 	return x, nil
 }
 

@@ -133,6 +133,9 @@ type Options struct {
 	// BuildWait is how long Create and Update wait for the build before
 	// answering with status "building"; 0 means 2 s.
 	BuildWait time.Duration
+	// Progress, when set, is called during Open with the fraction loaded
+	// (0 to 1, never decreasing; see progress.go for how it is weighed).
+	Progress func(fraction float64)
 }
 
 // Manager owns every workspace's segments.
@@ -187,9 +190,10 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range wss {
+	prog := newOpenProgress(st, wss, opts.Progress)
+	for i, w := range wss {
 		start := time.Now()
-		ix, err := index.Load(ctx, st.DB(), w.Num)
+		ix, err := index.LoadWith(ctx, st.DB(), w.Num, index.LoadOptions{Progress: prog.index(i)})
 		if err != nil {
 			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
 		}
@@ -205,7 +209,9 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 		}
 		m.setDurable(w.Num, seq) // whatever survived a restart is on disk
 		m.log.Info("index loaded", "workspace", w.Name, "profiles", ix.Size(), "segments", len(sp.segs), "took", time.Since(start).Round(time.Millisecond))
+		prog.done(i)
 	}
+	prog.finish()
 	return m, nil
 }
 

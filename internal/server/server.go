@@ -43,6 +43,9 @@ type Options struct {
 	// Sink overrides the delivery options of sinks (tests record backoff
 	// delays through it); its Logger and Registerer are the server's.
 	Sink sink.Options
+	// Progress, when set, hears how far OpenContext is, from 0 to 1
+	// (see segment.Options.Progress).
+	Progress func(fraction float64)
 }
 
 // Server is a running Cohort.
@@ -64,6 +67,12 @@ type Server struct {
 
 // Open opens the store and starts ingestion. It does not listen yet.
 func Open(cfg config.Config, o Options) (*Server, error) {
+	return OpenContext(context.Background(), cfg, o)
+}
+
+// OpenContext is Open that stops loading, closes what it opened and
+// returns ctx's error when ctx is done before the server is loaded.
+func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -89,9 +98,13 @@ func Open(cfg config.Config, o Options) (*Server, error) {
 	}
 	s.St = st
 	s.log.Info("loading indexes and segments")
-	mgr, err := segment.Open(context.Background(), st, segment.Options{
+	mgr, err := segment.Open(ctx, st, segment.Options{
 		Logger: s.log, Registerer: s.reg, Now: o.Now, BuildWait: o.BuildWait,
+		Progress: o.Progress,
 	})
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load segments: %w", err)
@@ -105,7 +118,7 @@ func Open(cfg config.Config, o Options) (*Server, error) {
 		return nil, fmt.Errorf("start ingestion: %w", err)
 	}
 	s.In = in
-	if err := s.bootstrap(o.Out); err != nil {
+	if err := s.bootstrap(ctx, o.Out); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -131,12 +144,12 @@ func Open(cfg config.Config, o Options) (*Server, error) {
 
 // bootstrap creates the default workspace and keys on first start, and
 // registers keys given in the configuration or environment.
-func (s *Server) bootstrap(out io.Writer) error {
+func (s *Server) bootstrap(ctx context.Context, out io.Writer) error {
 	ws, ok := s.In.WorkspaceByName(DefaultWorkspace)
 	if !ok {
 		keys := ingest.Keys{WriteKey: s.cfg.WriteKey, APIKey: s.cfg.APIKey}
 		var err error
-		ws, keys, err = s.In.CreateWorkspace(context.Background(), DefaultWorkspace, keys)
+		ws, keys, err = s.In.CreateWorkspace(ctx, DefaultWorkspace, keys)
 		if err != nil {
 			return fmt.Errorf("create default workspace: %w", err)
 		}
@@ -201,26 +214,12 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve answers HTTP until ctx is done, then drains in-flight requests.
 func (s *Server) Serve(ctx context.Context) error {
-	s.http = &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.http = newHTTPServer(s.API)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	s.API.MarkReady()
 	s.log.Info("serving", "addr", s.Addr())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
-	case <-ctx.Done():
-	}
-	s.log.Info("draining HTTP requests")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.http.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("drain http: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return s.serveUntil(ctx, errc)
 }
 
 // Close stops the subsystems in reverse order.

@@ -195,7 +195,7 @@ var sinkID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 // durable seq unless from is given (0 delivers the whole history).
 func (m *Manager) Create(ctx context.Context, ws *ingest.Workspace, c Config, from *uint64) (*Status, error) {
 	if !sinkID.MatchString(c.ID) {
-		return nil, fmt.Errorf("id must be 1 to 64 letters, digits, '_', '.' or '-': %w", ErrInvalid)
+		return nil, invalid("/id", "id must be 1 to 64 letters, digits, '_', '.' or '-'")
 	}
 	if c.Type == "" {
 		c.Type = "webhook"
@@ -204,7 +204,7 @@ func (m *Manager) Create(ctx context.Context, ws *ingest.Workspace, c Config, fr
 	case "webhook":
 		u, err := url.Parse(c.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("url %q must be an http(s) URL: %w", c.URL, ErrInvalid)
+			return nil, invalid("/url", "url %q must be an http(s) URL", c.URL)
 		}
 		if len(c.Brokers) > 0 || c.Topic != "" {
 			return nil, fmt.Errorf("brokers and topic are for kafka sinks: %w", ErrInvalid)
@@ -214,10 +214,13 @@ func (m *Manager) Create(ctx context.Context, ws *ingest.Workspace, c Config, fr
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("type %q is not supported (webhook, kafka): %w", c.Type, ErrInvalid)
+		return nil, invalid("/type", "type %q is not supported (webhook, kafka)", c.Type)
 	}
 	if c.Batch < 0 || c.Batch > 10000 {
-		return nil, fmt.Errorf("batch %d must be from 1 to 10000: %w", c.Batch, ErrInvalid)
+		return nil, invalid("/batch", "batch %d must be from 1 to 10000", c.Batch)
+	}
+	if err := m.checkSegments(ws, c.Segments); err != nil {
+		return nil, err
 	}
 	m.createMu.Lock() // one create at a time: the check and the save agree
 	defer m.createMu.Unlock()
