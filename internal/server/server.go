@@ -251,8 +251,18 @@ func (s *Server) retentionLoop(now func() time.Time) {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
+	// Close stops a sweep in progress (it resumes at the next start).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
-		if err := s.Retain(context.Background(), now()); err != nil {
+		if err := s.Retain(ctx, now()); err != nil && ctx.Err() == nil {
 			s.log.Error("retention sweep failed", "err", err)
 		}
 		select {
