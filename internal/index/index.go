@@ -72,11 +72,14 @@ type traitIdx struct {
 }
 
 type eventCol struct {
-	prof   []uint32
-	ts     []int64
-	props  map[string]*propCol
-	order  []*propCol // props' columns in creation order
-	blocks []block
+	// hasDeleted: the column holds events of deleted profiles, to drop at
+	// the next Retain.
+	hasDeleted bool
+	prof       []uint32
+	ts         []int64
+	props      map[string]*propCol
+	order      []*propCol // props' columns in creation order
+	blocks     []block
 	// A profile's events, for one profile's evaluation: chained in arrival
 	// order, from the first (byProf[n].first) through next to the last.
 	byProf map[uint32]chain

@@ -11,30 +11,34 @@ import (
 // events of deleted profiles. It answers, by event name, the live roots
 // that lost events that were still visible, so their memberships can be
 // re-evaluated. from never moves back.
+//
+// It must be called by the change feed's goroutine, the index's only
+// writer: the new columns are built from the old ones without the lock,
+// while queries go on reading the old ones, and the lock is held only to
+// swap them in.
 func (x *Index) Retain(from time.Time) map[string]*roaring.Bitmap {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	cut := from.UnixNano()
-	if cut < x.retainFrom {
-		cut = x.retainFrom
-	}
-	prev := x.retainFrom
-	x.retainFrom = cut
-	x.gen++
+	cut, prev := max(from.UnixNano(), x.retainFrom), x.retainFrom
 	out := map[string]*roaring.Bitmap{}
+	fresh := map[string]*eventCol{}
 	for name, c := range x.events {
-		if !c.hasBefore(cut) && !x.hasDeleted(c) {
+		if !c.hasBefore(cut) && !c.hasDeleted {
 			continue
 		}
 		lost := roaring.New()
-		nc := x.compact(c, cut, prev, lost)
+		fresh[name] = x.compact(c, cut, prev, lost)
+		if !lost.IsEmpty() {
+			out[name] = lost
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.retainFrom = cut
+	x.gen++
+	for name, nc := range fresh {
 		if len(nc.prof) == 0 {
 			delete(x.events, name)
 		} else {
 			x.events[name] = nc
-		}
-		if !lost.IsEmpty() {
-			out[name] = lost
 		}
 	}
 	return out
@@ -44,19 +48,6 @@ func (x *Index) Retain(from time.Time) map[string]*roaring.Bitmap {
 func (c *eventCol) hasBefore(cut int64) bool {
 	for _, b := range c.blocks {
 		if b.min < cut {
-			return true
-		}
-	}
-	return false
-}
-
-// hasDeleted reports whether the column holds events of deleted profiles.
-func (x *Index) hasDeleted(c *eventCol) bool {
-	if x.deleted.IsEmpty() {
-		return false
-	}
-	for n := range c.byProf {
-		if x.deleted.Contains(n) {
 			return true
 		}
 	}
@@ -103,14 +94,15 @@ func (x *Index) compact(c *eventCol, cut, prev int64, lost *roaring.Bitmap) *eve
 	return nc
 }
 
-// uncount removes a deleted profile's events from the value counts (the
-// events themselves go at the next Retain).
+// uncount removes a deleted profile's events from the value counts and
+// marks their columns (the events themselves go at the next Retain).
 func (x *Index) uncount(n uint32) {
 	for _, c := range x.events {
 		ch, ok := c.byProf[n]
 		if !ok {
 			continue
 		}
+		c.hasDeleted = true
 		for i := ch.first; i >= 0; i = c.next[i] {
 			for _, col := range c.order {
 				if id := col.ids.at(int(i)); id != 0 && int(id) < len(col.counts) && col.counts[id] > 0 {
