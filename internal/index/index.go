@@ -80,16 +80,18 @@ type eventCol struct {
 	props      map[string]*propCol
 	order      []*propCol // props' columns in creation order
 	blocks     []block
-	// A profile's events, for one profile's evaluation: chained in arrival
-	// order, from the first (byProf[n].first) through next to the last.
-	byProf map[uint32]chain
-	next   []int32 // position → the same profile's next position; -1: none
+	// A profile's events, for one profile's evaluation: chained newest
+	// first by timestamp, from byProf[n] through next. An event arriving
+	// late is inserted at its place (walking past the newer ones), so a
+	// walk for a window stops at the first event older than it: the cost
+	// of re-evaluating a profile follows the events in the window, not its
+	// whole history.
+	byProf map[uint32]int32
+	next   []int32 // position → the same profile's next older position; -1: none
 }
 
 type block struct{ min, max int64 }
 
-// chain is one profile's first and last positions in an eventCol.
-type chain struct{ first, last int32 }
 
 type propCol struct {
 	ids   idCol             // per event; 0 = the event lacks the path
@@ -367,7 +369,7 @@ func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string
 	x.maxNum = max(x.maxNum, num+1)
 	c := x.events[name]
 	if c == nil {
-		c = &eventCol{props: map[string]*propCol{}, byProf: map[uint32]chain{}}
+		c = &eventCol{props: map[string]*propCol{}, byProf: map[uint32]int32{}}
 		x.events[name] = c
 	}
 	i := c.appendEvent(num, ts.UnixNano())
@@ -405,19 +407,25 @@ func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string
 	}
 }
 
-// appendEvent adds an event's profile and time, chains it to the profile's
-// previous event and widens its block's time bounds; it returns the
+// appendEvent adds an event's profile and time, chains it among the
+// profile's events by time and widens its block's time bounds; it returns the
 // event's position. The property columns are the caller's.
 func (c *eventCol) appendEvent(num uint32, t int64) int {
 	i := len(c.prof)
 	c.prof = append(c.prof, num)
 	c.ts = append(c.ts, t)
 	c.next = append(c.next, -1)
-	if ch, ok := c.byProf[num]; ok {
-		c.next[ch.last] = int32(i)
-		c.byProf[num] = chain{ch.first, int32(i)}
+	if head, ok := c.byProf[num]; !ok || t >= c.ts[head] {
+		if ok {
+			c.next[i] = head
+		}
+		c.byProf[num] = int32(i) // the newest (events mostly arrive in order)
 	} else {
-		c.byProf[num] = chain{int32(i), int32(i)}
+		p := head
+		for q := c.next[p]; q >= 0 && c.ts[q] > t; q = c.next[p] {
+			p = q
+		}
+		c.next[i], c.next[p] = c.next[p], int32(i)
 	}
 	if i%blockSize == 0 {
 		c.blocks = append(c.blocks, block{t, t})

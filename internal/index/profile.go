@@ -50,22 +50,32 @@ func (e Event) Prop(path string) (any, bool) {
 }
 
 // EachEvent calls fn for every retained event named name of the profile
-// root (including the events of profiles merged into it). The caller holds
-// RLock or is the change feed's goroutine.
+// root (including the events of profiles merged into it), newest first
+// within each profile number. The caller holds RLock or is the change
+// feed's goroutine.
 func (x *Index) EachEvent(root uint32, name string, fn func(Event)) {
+	x.EachEventSince(root, name, time.Time{}, fn)
+}
+
+// EachEventSince is EachEvent for the events at or after from (the zero
+// time: all): each profile's walk stops at its first older event, so its
+// cost follows the events since from, not the profile's history.
+func (x *Index) EachEventSince(root uint32, name string, from time.Time, fn func(Event)) {
 	c := x.events[name]
 	if c == nil || x.deleted.Contains(root) {
 		return
 	}
+	lo := x.retainFrom
+	if !from.IsZero() && from.After(minInstant) {
+		lo = max(lo, from.UnixNano())
+	}
 	for _, n := range x.Nums(root) {
-		ch, ok := c.byProf[n]
+		head, ok := c.byProf[n]
 		if !ok {
 			continue
 		}
-		for i := ch.first; i >= 0; i = c.next[i] {
-			if c.ts[i] >= x.retainFrom {
-				fn(Event{c, i})
-			}
+		for i := head; i >= 0 && c.ts[i] >= lo; i = c.next[i] {
+			fn(Event{c, i})
 		}
 	}
 }

@@ -58,7 +58,7 @@ func (c *eventCol) hasBefore(cut int64) bool {
 // deleted, into a new column. lost gets the live roots of the events
 // dropped that were visible before (at or after prev).
 func (x *Index) compact(c *eventCol, cut, prev int64, lost *roaring.Bitmap) *eventCol {
-	nc := &eventCol{props: make(map[string]*propCol, len(c.props)), byProf: map[uint32]chain{}}
+	nc := &eventCol{props: make(map[string]*propCol, len(c.props)), byProf: map[uint32]int32{}}
 	cols := make([]*propCol, len(c.order))
 	for i, col := range c.order {
 		n := &propCol{ids: newIDCol(0), dict: col.dict, byKey: col.byKey, byNum: col.byNum, byStr: col.byStr,
@@ -98,12 +98,12 @@ func (x *Index) compact(c *eventCol, cut, prev int64, lost *roaring.Bitmap) *eve
 // marks their columns (the events themselves go at the next Retain).
 func (x *Index) uncount(n uint32) {
 	for _, c := range x.events {
-		ch, ok := c.byProf[n]
+		head, ok := c.byProf[n]
 		if !ok {
 			continue
 		}
 		c.hasDeleted = true
-		for i := ch.first; i >= 0; i = c.next[i] {
+		for i := head; i >= 0; i = c.next[i] {
 			for _, col := range c.order {
 				if id := col.ids.at(int(i)); id != 0 && int(id) < len(col.counts) && col.counts[id] > 0 {
 					col.counts[id]--

@@ -87,3 +87,44 @@ func BenchmarkTopValues(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProfileWindow measures what re-evaluating one profile for a
+// "last 7 days" event leaf reads, for a profile with 10 or 10,000 events
+// over a year (about 2 of them in the window either way): with the
+// profile's events chained newest first, the walk stops at the window's
+// start, so the cost follows the window, not the history. "all" walks the
+// whole history, as a leaf with no window must.
+//
+//	go test -run XXX -bench ProfileWindow ./internal/index/
+func BenchmarkProfileWindow(b *testing.B) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	for _, history := range []int{10, 10_000} {
+		x := index.New()
+		c := &ingest.Changes{Profiles: []ingest.ProfileChange{{Num: 0, NewID: "u", New: map[string]any{}}}}
+		for i := range history {
+			// Spread over a year, the last two inside the window; they
+			// arrive in time order.
+			ts := now.Add(-365 * 24 * time.Hour).Add(time.Duration(i) * (357 * 24 * time.Hour / time.Duration(history)))
+			if i >= history-2 {
+				ts = now.Add(-time.Duration(history-i) * 24 * time.Hour)
+			}
+			c.Events = append(c.Events, ingest.EventAdded{Num: 0, Name: "E", Timestamp: ts, Properties: map[string]any{"v": float64(i)}})
+		}
+		x.Apply(c)
+		since := now.Add(-7 * 24 * time.Hour)
+		b.Run(fmt.Sprintf("history=%d/last_7d", history), func(b *testing.B) {
+			for b.Loop() {
+				n := 0
+				x.EachEventSince(0, "E", since, func(index.Event) { n++ })
+				if n != 2 {
+					b.Fatalf("%d events in the window", n)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("history=%d/all", history), func(b *testing.B) {
+			for b.Loop() {
+				x.EachEvent(0, "E", func(index.Event) {})
+			}
+		})
+	}
+}

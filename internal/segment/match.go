@@ -95,15 +95,21 @@ func (e *profileEval) event(n *condition.Node) bool {
 	// range, can never count again: its where-predicates (and the
 	// instants at which a within_last predicate on it would flip) do not
 	// matter, so they are not evaluated.
+	// The walk itself stops at the first event before the window (a
+	// profile's events come newest first), so its cost follows the events
+	// in the window, not the profile's history.
 	var gone func(ts time.Time) bool
+	var since time.Time
 	switch n.Window.Kind {
 	case condition.WindowLast:
 		cut := e.now.Add(-n.Window.Last)
 		gone = func(ts time.Time) bool { return !ts.After(cut) }
+		since = cut.Add(time.Nanosecond)
 	case condition.WindowRange:
 		gone = func(ts time.Time) bool { return !n.Window.Contains(ts, e.now) }
+		since = n.Window.From
 	}
-	e.ix.EachEvent(e.root, n.Name, func(ev index.Event) {
+	e.ix.EachEventSince(e.root, n.Name, since, func(ev index.Event) {
 		if gone != nil && gone(ev.Time()) {
 			return
 		}
