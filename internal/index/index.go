@@ -92,7 +92,6 @@ type eventCol struct {
 
 type block struct{ min, max int64 }
 
-
 type propCol struct {
 	ids   idCol             // per event; 0 = the event lacks the path
 	dict  []any             // id → value; dict[0] unused
