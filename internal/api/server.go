@@ -102,6 +102,8 @@ func (s *Server) routes() {
 	s.handle("PUT /api/segments/{id}", s.api(s.putSegment))
 	s.handle("DELETE /api/segments/{id}", s.api(s.deleteSegment))
 	s.handle("GET /api/segments/{id}/members", s.api(s.segmentMembers))
+	s.handle("GET /api/segments/{id}/history", s.api(s.segmentHistory))
+	s.handle("GET /api/users/{id}/explain", s.api(s.explainUser))
 	s.handle("POST /api/query", s.api(s.query))
 	s.handle("GET /api/changes", s.api(s.changes))
 	s.handle("POST /api/sinks", s.api(s.createSink))
