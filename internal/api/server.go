@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cohortdb/cohort/internal/config"
+	"github.com/cohortdb/cohort/internal/console"
 	"github.com/cohortdb/cohort/internal/ingest"
 	"github.com/cohortdb/cohort/internal/segment"
 	"github.com/cohortdb/cohort/internal/sink"
@@ -110,6 +111,9 @@ func (s *Server) routes() {
 	s.handle("GET /api/sinks", s.api(s.listSinks))
 	s.handle("GET /api/sinks/{id}", s.api(s.getSink))
 	s.handle("DELETE /api/sinks/{id}", s.api(s.deleteSink))
+	ui := console.New()
+	s.handle("GET /{$}", ui.Index)
+	s.handle("GET /console/{file}", ui.Asset)
 	s.mux.HandleFunc("/", s.noRoute)
 }
 
