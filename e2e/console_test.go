@@ -284,6 +284,22 @@ func TestConsole(t *testing.T) {
 	if k := eval[string](b, `sessionStorage.getItem("cohort.apiKey")`); k != apiKey {
 		t.Fatalf("the api key is kept in sessionStorage as %q", k)
 	}
+	// Keyboard: Shift+Tab from the navigation reaches the skip link, Enter
+	// on it moves the focus to the content (the route stays), and Tab goes
+	// on from there.
+	eval[bool](b, `(document.querySelector("#nav a").focus(), true)`)
+	b.do("shift-tabbing to the skip link", chromedp.KeyEvent("\t", chromedp.KeyModifiers(chromedp.ModifierShift)))
+	if got := eval[string](b, `document.activeElement.textContent`); got != "Skip to content" {
+		t.Errorf("Shift+Tab from the navigation focuses %q, want the skip link", got)
+	}
+	b.do("following the skip link", chromedp.KeyEvent("\r"))
+	if got := eval[string](b, `document.activeElement.id + " " + location.hash`); got != "main #/segments" {
+		t.Errorf("after Enter on the skip link: focus and route %q, want main #/segments", got)
+	}
+	b.do("tabbing into the content", chromedp.KeyEvent("\t"))
+	if got := eval[string](b, `document.activeElement.textContent`); got != "New segment" {
+		t.Errorf("Tab from the content's start focuses %q, want the first control (New segment)", got)
+	}
 
 	// MoEngage: added to cart exactly 3 times in the last 7 days.
 	b.goTo("#/new")

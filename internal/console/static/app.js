@@ -79,5 +79,10 @@ document.getElementById("signout").addEventListener("click", () => {
   toast("Signed out");
   location.hash = "#/signin";
 });
+// The skip link moves the focus without touching the hash (the router's).
+document.querySelector(".skip").addEventListener("click", (e) => {
+  e.preventDefault();
+  document.getElementById("main").focus();
+});
 window.addEventListener("hashchange", route);
 route();
