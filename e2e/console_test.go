@@ -341,6 +341,7 @@ func TestConsole(t *testing.T) {
 	b.typeInto(trait+` input[aria-label=Trait]`, "city")
 	b.choose(trait+` select[aria-label="Trait operator"]`, "eq")
 	b.typeInto(trait+` input[aria-label="Trait value"]`, "London")
+	b.until("value suggestions from /api/schema/values", fmt.Sprintf(`[...document.getElementById(document.querySelector(%s).getAttribute("list")).options].map(o => o.value).includes("Paris")`, q(trait+` input[aria-label="Trait value"]`)))
 	b.checkBuilderCounts("the first rule")
 	b.click(`.node[data-path=""] > .adds button:nth-child(4)`) // + Group (all of)
 	trait = `.node[data-path="/or/1/and/0"]`

@@ -27,8 +27,17 @@ export async function segmentsPage(signal) {
 
   const row = (s) => {
     const spark = h("td", {class: "spark-cell"});
+    const moved = h("td", {}, "–");
     get(`/api/segments/${enc(s.id)}/history?step=1h`, {signal}).then(({points}) => {
       spark.replaceChildren(sparkline(points.map((p) => p.size), `Size of ${s.name} over the last day`));
+      // The last step in which the size moved (hour resolution).
+      for (let i = points.length - 1; i > 0; i--) {
+        if (points[i].size !== points[i - 1].size) {
+          moved.replaceChildren(i === points.length - 1 ? "this hour" : fmt.ago(points[i].at));
+          return;
+        }
+      }
+      moved.replaceChildren(points.length && points[0].size !== 0 ? "over a day ago" : "–");
     }).catch(() => {});
     const del = h("button", {type: "button", class: "danger", "aria-label": `Delete ${s.name}`}, "Delete");
     del.addEventListener("click", async () => {
@@ -56,6 +65,7 @@ export async function segmentsPage(signal) {
       h("td", {class: "num", "data-size": s.id}, fmt.n(s.size)),
       h("td", {}, s.status === "ready" ? "ready" : h("span", {}, "building ", h("progress", {max: 1, value: s.progress, "aria-label": `Build progress of ${s.name}`}))),
       spark,
+      moved,
       h("td", {}, h("span", {title: fmt.time(s.updated_at)}, fmt.ago(s.updated_at))),
       h("td", {class: "actions"},
         h("a", {href: `#/segments/${enc(s.id)}/edit`, "aria-label": `Edit ${s.name}`}, "Edit"), " ",
@@ -71,8 +81,8 @@ export async function segmentsPage(signal) {
     segments.length === 0
       ? h("p", {}, "No segment yet. ", h("a", {href: "#/new"}, "Build the first one."))
       : h("table", {class: "list"},
-        h("caption", {class: "sr-only"}, "Segments with size, status, size over the last day and last edit"),
-        h("thead", {}, h("tr", {}, ["Segment", "Size", "Status", "Last day", "Edited", "Actions"].map((t) => h("th", {scope: "col"}, t)))),
+        h("caption", {class: "sr-only"}, "Segments with size, status, size over the last day, last size change and last edit"),
+        h("thead", {}, h("tr", {}, ["Segment", "Size", "Status", "Last day", "Size moved", "Edited", "Actions"].map((t) => h("th", {scope: "col"}, t)))),
         body),
     pager);
   draw();
