@@ -206,3 +206,38 @@ func TestHistoryRefusals(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHistory reads a year of hourly size points (one segment whose
+// size moved every hour) as the console's chart asks for them: the last
+// 30 days by day, and the last 2 days by hour.
+//
+//	go test -run XXX -bench BenchmarkHistory ./internal/segment/
+func BenchmarkHistory(b *testing.B) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2025, 6, 1, 0, 30, 0, 0, time.UTC)}
+	w := openLive(b, vfs.NewMem(), clk)
+	defer w.close()
+	if _, err := w.m.Create(ctx, w.ws, "pro", "pro", json.RawMessage(`{"trait":"plan","op":"eq","value":"pro"}`)); err != nil {
+		b.Fatal(err)
+	}
+	for h := range 365 * 24 {
+		plan := []string{"pro", "free"}[h%2]
+		w.send(b, &model.Message{Type: model.Identify, UserID: fmt.Sprint("u", h%7), Traits: map[string]any{"plan": plan}})
+		clk.Advance(time.Hour)
+	}
+	now := clk.Now()
+	for _, c := range []struct {
+		name string
+		from time.Time
+		step time.Duration
+	}{{"30d_by_day", now.AddDate(0, 0, -30), 24 * time.Hour}, {"2d_by_hour", now.AddDate(0, 0, -2), time.Hour}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				pts, err := w.m.History(w.ws, "pro", c.from, now, c.step)
+				if err != nil || len(pts) < 30 {
+					b.Fatalf("%d points, %v", len(pts), err)
+				}
+			}
+		})
+	}
+}
