@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -71,6 +72,16 @@ func TestHistoryAndExplainHTTP(t *testing.T) {
 		if _, ok := r.Body["next_change_at"].(string); !ok {
 			t.Errorf("explain %s: a 7-day window has a next change: %s", user, r.Raw)
 		}
+	}
+	// A JSON page names the latest durable seq, where a live view starts.
+	jsonPage := map[string]string{"Authorization": "Bearer " + apiKey, "Accept": "application/json"}
+	r = c.do("GET", "/api/changes?since=0&limit=1", jsonPage, nil)
+	lastSeq, _ := r.Body["last"].(float64)
+	if r.Code != 200 || lastSeq < 1 || r.Body["next"] != float64(1) {
+		t.Fatalf("changes page: %d %s, want next 1 and last ≥ 1", r.Code, r.Raw)
+	}
+	if r := c.do("GET", fmt.Sprintf("/api/changes?since=%d", int(lastSeq)), jsonPage, nil); r.Code != 200 || len(r.Body["changes"].([]any)) != 0 {
+		t.Errorf("changes since last: %d %s, want none", r.Code, r.Raw)
 	}
 	if r := c.api("GET", "/api/users/alice/explain", ""); r.Code != 400 {
 		t.Errorf("explain without a segment: %d %s", r.Code, r.Raw)

@@ -78,8 +78,13 @@ class Builder {
     this.datalists = h("div", {hidden: true},
       h("datalist", {id: "dl-traits"}, (schema.traits || []).map((t) => h("option", {value: t.name}))),
       h("datalist", {id: "dl-events"}, (schema.events || []).map((e) => h("option", {value: e.name}))));
+    // Lists made while rendering (value suggestions, an event's
+    // properties) live in dyn, emptied by each render.
+    this.dyn = h("div", {});
+    this.datalists.append(this.dyn);
     this.query = debounce(() => this.count(), 250);
     this.ctl = null;
+    signal.addEventListener("abort", () => { if (this.ctl) this.ctl.abort(); }, {once: true});
   }
 
   starter() {
@@ -91,6 +96,7 @@ class Builder {
   // render rebuilds the tree from this.cond (and the JSON view unless the
   // change came from it), then asks for counts.
   render(json = true) {
+    this.dyn.replaceChildren();
     this.root.replaceChildren(this.node(this.cond, "", (n) => { this.cond = n; }, 0));
     if (json) this.jsonText.value = JSON.stringify(this.cond, null, 2);
     this.query();
@@ -105,7 +111,6 @@ class Builder {
     if (this.ctl) this.ctl.abort();
     this.ctl = new AbortController();
     const signal = this.ctl.signal;
-    this.signal.addEventListener("abort", () => this.ctl.abort(), {once: true});
     for (const el of this.root.querySelectorAll(".node-error")) el.textContent = "";
     for (const el of this.root.querySelectorAll(".invalid")) el.classList.remove("invalid");
     try {
@@ -289,7 +294,7 @@ class Builder {
     }, 200);
     el.addEventListener("focus", fill);
     el.addEventListener("input", fill);
-    this.datalists.append(dl);
+    this.dyn.append(dl);
   }
 
   event(c, path) {
@@ -297,7 +302,7 @@ class Builder {
     name.addEventListener("input", () => { c.event = name.value; this.changed(); });
     const props = () => ((this.events[c.event] || {}).properties || []);
     const propList = h("datalist", {id: "dl-p-" + path.replace(/\W/g, "_")}, props().map((p) => h("option", {value: p.name})));
-    this.datalists.append(propList);
+    this.dyn.append(propList);
     const where = h("div", {class: "where"});
     const drawWhere = () => {
       where.replaceChildren(...(c.where || []).map((p, i) => {
