@@ -245,8 +245,8 @@ func TestConsole(t *testing.T) {
 		msgs = append(msgs, map[string]any{"type": "track", "userId": id, "event": event, "timestamp": ago(h), "properties": props})
 	}
 	elec := map[string]any{"product_category": "Electronics", "price": 120}
-	identify("alice", map[string]any{"city": "London", "plan": "pro"})
-	identify("bob", map[string]any{"city": "Paris", "plan": "pro"})
+	identify("alice", map[string]any{"city": "London", "plan": "pro", "age": 31})
+	identify("bob", map[string]any{"city": "Paris", "plan": "pro", "age": "$31"}) // a type conflict, shown on the schema page
 	identify("carol", map[string]any{"city": "London", "plan": "enterprise"})
 	identify("erin", map[string]any{"city": "Berlin", "plan": "free"})
 	for _, h := range []int{1, 26, 50} {
@@ -437,6 +437,10 @@ func TestConsole(t *testing.T) {
 
 	b.goTo("#/schema")
 	b.until("the schema", `document.querySelectorAll("details").length >= 2`)
+	b.until("the age trait's type conflict", `[...document.querySelectorAll("tr")].some(tr => tr.textContent.startsWith("age") && tr.textContent.includes("type conflict"))`)
+	b.click(`button[aria-label="Show top values of city"]`)
+	b.until("city's top values", `[...document.querySelectorAll("td code")].some(c => c.textContent === '"London"')`)
+	b.click(`details summary`)
 	b.checkA11y("schema")
 	b.screenshot("schema")
 	b.goTo("#/sinks")

@@ -1,6 +1,6 @@
 // The console's entry: sign-in, navigation and the hash router.
 import {auth, get, ApiError} from "./api.js";
-import {h, mount, field, toast} from "./ui.js";
+import {h, mount, field, toast, staleToast} from "./ui.js";
 import {segmentsPage, segmentPage} from "./segments.js";
 import {builderPage} from "./builder.js";
 import {usersPage, userPage} from "./users.js";
@@ -25,6 +25,7 @@ async function route() {
   if (current) current.abort();
   current = new AbortController();
   const signal = current.signal;
+  staleToast();
   const signedIn = !!auth.get();
   document.getElementById("nav").hidden = !signedIn;
   document.getElementById("signout").hidden = !signedIn;

@@ -12,7 +12,7 @@ export async function schemaPage(signal) {
     const btn = h("button", {type: "button", class: "link", "aria-label": `Show top values of ${label}`}, "Show");
     btn.addEventListener("click", async () => {
       const res = await get(`/api/schema/values?${q}&limit=5`, {signal});
-      cell.replaceChildren((res.values || []).map((v) => h("div", {}, h("code", {}, fmt.json(v.value)), ` ${fmt.n(v.count)}`)));
+      cell.replaceChildren(...(res.values || []).map((v) => h("div", {}, h("code", {}, fmt.json(v.value)), ` ${fmt.n(v.count)}`)));
       if (!(res.values || []).length) cell.textContent = "none";
     });
     cell.append(btn);

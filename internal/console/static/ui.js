@@ -47,8 +47,15 @@ export function toast(msg, bad) {
   const t = document.getElementById("toast");
   t.textContent = msg;
   t.className = bad ? "show bad" : "show";
+  toast.at = Date.now();
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { t.className = ""; }, 4000);
+}
+
+// staleToast hides a message older than a second: it was about an earlier
+// page (one shown just before a navigation stays).
+export function staleToast() {
+  if (Date.now() - (toast.at || 0) > 1000) document.getElementById("toast").className = "";
 }
 
 export const fmt = {
