@@ -385,6 +385,11 @@ func TestConsole(t *testing.T) {
 	b.until("dave's enter in the live feed", `[...document.querySelectorAll("ol.feed li.enter")].some(li => li.textContent.includes("dave") && li.textContent.includes("event"))`)
 	b.until("the size moving live", `document.getElementById("segment-size").textContent === "2"`)
 	b.until("the size chart", `document.querySelector(".chart path")`)
+	// The CSV download holds every member (the test reads the blob the
+	// page hands to the download link).
+	eval[bool](b, `(() => { const orig = URL.createObjectURL; URL.createObjectURL = (blob) => { blob.text().then(t => { window.csvDownloaded = t; }); return orig(blob); }; return true })()`)
+	b.click(`#download-csv`)
+	b.until("the CSV download", `window.csvDownloaded === "user_id\nbob\ndave\n"`)
 	b.checkA11y("segment")
 	b.screenshot("segment")
 

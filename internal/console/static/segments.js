@@ -155,7 +155,7 @@ function members(id, s, signal) {
       out.textContent = x.status === 404 ? `No user ${u}.` : x.message;
     }
   }}, field("Find a member", search), h("button", {type: "submit"}, "Find"));
-  const csv = h("button", {type: "button"}, "Download CSV");
+  const csv = h("button", {type: "button", id: "download-csv"}, "Download CSV");
   csv.addEventListener("click", async () => {
     csv.disabled = true;
     try {
