@@ -31,7 +31,7 @@ func TestRealSDKs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node is needed to run the official SDKs (testdata/sdk): %v", err)
 	}
-	ensureNodeModules(t)
+	ensureNodeModules(t, sdkDir)
 
 	srv := startServer(t, t.TempDir())
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -58,57 +58,58 @@ func TestRealSDKs(t *testing.T) {
 	srv.stop(t)
 }
 
-// ensureNodeModules runs `npm ci` in sdkDir unless node_modules already
+// ensureNodeModules runs `npm ci` in dir (a testdata folder with a
+// package.json and package-lock.json) unless node_modules already
 // holds the pinned versions.
-func ensureNodeModules(t *testing.T) {
+func ensureNodeModules(t *testing.T, dir string) {
 	t.Helper()
-	stale := staleNodeModules(t)
+	stale := staleNodeModules(t, dir)
 	if stale == "" {
 		return
 	}
-	t.Logf("installing the SDKs with npm ci: %s", stale)
+	t.Logf("installing %s with npm ci: %s", dir, stale)
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		t.Fatalf("npm is needed to install the official SDKs in %s: %v", sdkDir, err)
+		t.Fatalf("npm is needed to install the pinned packages of %s: %v", dir, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = sdkDir
+	cmd.Dir = dir
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("npm ci --no-audit --no-fund in %s failed: %v\n%s", sdkDir, err, out)
+		t.Fatalf("npm ci --no-audit --no-fund in %s failed: %v\n%s", dir, err, out)
 	}
 	t.Logf("npm ci took %s", time.Since(start).Round(time.Millisecond))
-	if stale := staleNodeModules(t); stale != "" {
-		t.Fatalf("after npm ci in %s: %s\n%s", sdkDir, stale, out)
+	if stale := staleNodeModules(t, dir); stale != "" {
+		t.Fatalf("after npm ci in %s: %s\n%s", dir, stale, out)
 	}
 }
 
 // staleNodeModules says why node_modules does not hold what package.json
 // pins, or "" when it does.
-func staleNodeModules(t *testing.T) string {
+func staleNodeModules(t *testing.T, dir string) string {
 	t.Helper()
 	var pkg struct {
 		Dependencies map[string]string `json:"dependencies"`
 	}
-	b, err := os.ReadFile(filepath.Join(sdkDir, "package.json"))
+	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := json.Unmarshal(b, &pkg); err != nil {
-		t.Fatalf("%s/package.json: %v", sdkDir, err)
+		t.Fatalf("%s/package.json: %v", dir, err)
 	}
 	// npm writes this file last.
-	if _, err := os.Stat(filepath.Join(sdkDir, "node_modules", ".package-lock.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil {
 		return "node_modules is missing or incomplete"
 	}
 	for name, want := range pkg.Dependencies {
 		var dep struct {
 			Version string `json:"version"`
 		}
-		b, err := os.ReadFile(filepath.Join(sdkDir, "node_modules", filepath.FromSlash(name), "package.json"))
+		b, err := os.ReadFile(filepath.Join(dir, "node_modules", filepath.FromSlash(name), "package.json"))
 		if err != nil {
 			return fmt.Sprintf("%s is not installed", name)
 		}

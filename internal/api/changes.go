@@ -45,7 +45,9 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request, ws *ingest.Work
 		if err != nil {
 			return err
 		}
-		out := map[string]any{"changes": page, "next": next}
+		// "last" (the latest durable seq) lets a client start a live view
+		// from now (the console's change feed).
+		out := map[string]any{"changes": page, "next": next, "last": durable}
 		compacted, err := s.seg.Compacted(ws.Num)
 		if err != nil {
 			return err

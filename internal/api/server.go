@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cohortdb/cohort/internal/config"
+	"github.com/cohortdb/cohort/internal/console"
 	"github.com/cohortdb/cohort/internal/ingest"
 	"github.com/cohortdb/cohort/internal/segment"
 	"github.com/cohortdb/cohort/internal/sink"
@@ -102,12 +103,17 @@ func (s *Server) routes() {
 	s.handle("PUT /api/segments/{id}", s.api(s.putSegment))
 	s.handle("DELETE /api/segments/{id}", s.api(s.deleteSegment))
 	s.handle("GET /api/segments/{id}/members", s.api(s.segmentMembers))
+	s.handle("GET /api/segments/{id}/history", s.api(s.segmentHistory))
+	s.handle("GET /api/users/{id}/explain", s.api(s.explainUser))
 	s.handle("POST /api/query", s.api(s.query))
 	s.handle("GET /api/changes", s.api(s.changes))
 	s.handle("POST /api/sinks", s.api(s.createSink))
 	s.handle("GET /api/sinks", s.api(s.listSinks))
 	s.handle("GET /api/sinks/{id}", s.api(s.getSink))
 	s.handle("DELETE /api/sinks/{id}", s.api(s.deleteSink))
+	ui := console.New()
+	s.handle("GET /{$}", ui.Index)
+	s.handle("GET /console/{file}", ui.Asset)
 	s.mux.HandleFunc("/", s.noRoute)
 }
 

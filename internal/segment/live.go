@@ -192,6 +192,9 @@ func (e *emitter) finish() error {
 		return nil
 	}
 	e.m.dur.written(e.sp.ws.Num, e.lv.seq)
+	if err := e.writeHistory(); err != nil {
+		return err
+	}
 	return e.b.Set(store.ChangeSeqKey(e.sp.ws.Num), binary.BigEndian.AppendUint64(nil, e.lv.seq), nil)
 }
 

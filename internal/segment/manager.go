@@ -518,7 +518,13 @@ func (m *Manager) Delete(ctx context.Context, w *ingest.Workspace, id string) er
 		if err := b.Delete(store.MembersKey(w.Num, id), nil); err != nil {
 			return err
 		}
-		return e.finish()
+		if err := e.finish(); err != nil {
+			return err
+		}
+		// The size series goes with the segment (after finish wrote its
+		// last point), so a new segment of the same id starts afresh.
+		lo, hi := store.HistoryRange(w.Num, id)
+		return b.DeleteRange(lo, hi, nil)
 	})
 	if err != nil {
 		return err

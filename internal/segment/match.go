@@ -86,6 +86,20 @@ func (e *profileEval) timeTest(t *condition.Test, v any, present bool) {
 }
 
 func (e *profileEval) event(n *condition.Node) bool {
+	count, agg := e.eventStats(n)
+	if c, ok := n.EffectiveCount(); ok && !c.Match(count) {
+		return false
+	}
+	if agg != nil {
+		return n.Aggregate.Match(agg.Result())
+	}
+	return true
+}
+
+// eventStats counts the profile's events that satisfy an event leaf's
+// name, where-predicates and window, and folds its aggregate (nil without
+// one) over them.
+func (e *profileEval) eventStats(n *condition.Node) (int64, *condition.AggState) {
 	var count int64
 	var agg *condition.AggState
 	if n.Aggregate != nil {
@@ -135,13 +149,7 @@ func (e *profileEval) event(n *condition.Node) bool {
 			agg.Add(v, ok)
 		}
 	})
-	if c, ok := n.EffectiveCount(); ok && !c.Match(count) {
-		return false
-	}
-	if agg != nil {
-		return n.Aggregate.Match(agg.Result())
-	}
-	return true
+	return count, agg
 }
 
 // nextChange is the instant found by the last evaluations, if any.
