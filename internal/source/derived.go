@@ -37,19 +37,15 @@ func newDeriver(m *mysqlSource) *deriver {
 
 // rowsChanged queues the derived traits of the users whose rows of table
 // changed.
-func (d *deriver) rowsChanged(table string, cs []change) {
+func (d *deriver) rowsChanged(table string, users []string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i, dv := range d.m.s.cfg.Derived {
 		if !slices.Contains(dv.Tables, table) {
 			continue
 		}
-		for _, c := range cs {
-			for _, it := range c.items {
-				if it.Msg != nil && it.Msg.UserID != "" {
-					d.pending[derivedKey{i, it.Msg.UserID}] = true
-				}
-			}
+		for _, u := range users {
+			d.pending[derivedKey{i, u}] = true
 		}
 	}
 }

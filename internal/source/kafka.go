@@ -21,13 +21,15 @@ import (
 // committed to the group. On (re)assignment the stored offsets override
 // the group's, so a crash between the two changes nothing.
 type kafkaSource struct {
-	s      *src
-	rows   *mapper // maxwell and debezium
-	extra  []kgo.Opt
-	posMu  sync.Mutex
-	pos    map[string]int64 // "topic:partition" → next offset, as stored
-	hwm    map[string]int64 // "topic:partition" → high watermark seen
-	oldest map[string]time.Time
+	s     *src
+	rows  *mapper // maxwell and debezium
+	extra []kgo.Opt
+	// idleAfter overrides idle (tests).
+	idleAfter time.Duration
+	posMu     sync.Mutex
+	pos       map[string]int64 // "topic:partition" → next offset, as stored
+	hwm       map[string]int64 // "topic:partition" → high watermark seen
+	oldest    map[string]time.Time
 }
 
 func newKafka(s *src) (*kafkaSource, error) {
@@ -99,16 +101,33 @@ func (k *kafkaSource) run(ctx context.Context) error {
 	// Leaving the group needs the rebalance this source may be blocking.
 	defer cl.CloseAllowingRebalance()
 	for {
-		fetches := cl.PollRecords(ctx, 5000)
+		pollCtx, cancel := context.WithTimeout(ctx, k.idle())
+		fetches := cl.PollRecords(pollCtx, 5000)
+		idle := pollCtx.Err() != nil && fetches.NumRecords() == 0
+		cancel()
 		if ctx.Err() != nil {
 			return nil
+		}
+		if idle {
+			// Nothing came: tell a quiet topic from an unreachable broker
+			// (the client retries that silently), which is an error to
+			// report and back off from.
+			pingCtx, cancel := context.WithTimeout(ctx, k.idle())
+			err := cl.Ping(pingCtx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				cl.AllowRebalance()
+				return fmt.Errorf("no broker of %v answers: %w", k.s.cfg.Brokers, err)
+			}
+			cl.AllowRebalance()
+			continue
 		}
 		if fetches.IsClientClosed() {
 			return errors.New("kafka client closed")
 		}
 		var errs []error
 		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				errs = append(errs, fmt.Errorf("fetch %s: %w", part(t, p), err))
 			}
 		})
@@ -136,6 +155,14 @@ func (k *kafkaSource) run(ctx context.Context) error {
 		}
 		cl.AllowRebalance()
 	}
+}
+
+// idle is how long a poll may bring nothing before the broker is pinged.
+func (k *kafkaSource) idle() time.Duration {
+	if k.idleAfter > 0 {
+		return k.idleAfter
+	}
+	return 3 * time.Second
 }
 
 // adjust replaces the group's committed offsets by the stored ones.

@@ -118,6 +118,22 @@ func (t *tableMap) userID(vals map[string]any) (string, error) {
 	return id, nil
 }
 
+// userIDs are the user ids a row change concerns (before and after, when
+// an update moved the row to another user).
+func (m *mapper) userIDs(r *row) []string {
+	t, ok := m.tables[r.table]
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, vals := range []map[string]any{r.before, r.after} {
+		if id, err := t.userID(vals); err == nil && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // change maps one row change. A table without a mapping yields nothing.
 // The message gets id msgID; origin names the row in the dead-letter log.
 func (m *mapper) change(r *row, origin, msgID string, received time.Time, raw []byte) change {

@@ -252,8 +252,12 @@ func (h *binlogHandler) OnRow(e *canal.RowsEvent) error {
 	types := columnTypes(e.Table)
 	ts := time.Unix(int64(e.Header.Timestamp), 0).UTC()
 	received := h.m.s.mgr.opts.Now().UTC()
+	var users []string // for derived traits
 	add := func(i int, r *row, vals []any) {
 		origin := fmt.Sprintf("mysql:%s:%d:%d", file, e.Header.LogPos, i)
+		if h.m.derived != nil {
+			users = append(users, h.m.rows.userIDs(r)...)
+		}
 		h.pending = append(h.pending, h.m.rows.change(r, origin, origin, received, nil))
 		h.keys = append(h.keys, pkKey(e.Table, vals))
 		h.rows++
@@ -273,20 +277,12 @@ func (h *binlogHandler) OnRow(e *canal.RowsEvent) error {
 		}
 	}
 	if h.m.derived != nil {
-		h.m.derived.rowsChanged(name, h.pending[len(h.pending)-h.rowsOf(e):])
+		h.m.derived.rowsChanged(name, users)
 	}
 	if h.rows >= 5000 {
 		return h.flush(nil)
 	}
 	return nil
-}
-
-// rowsOf is how many changes one rows event added.
-func (h *binlogHandler) rowsOf(e *canal.RowsEvent) int {
-	if e.Action == canal.UpdateAction {
-		return len(e.Rows) / 2
-	}
-	return len(e.Rows)
 }
 
 func (h *binlogHandler) OnXID(_ *replication.EventHeader, next mysql.Position) error {
