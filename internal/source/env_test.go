@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // env is a store and an ingester on an in-memory file system, with the
 // workspace "default"; sources are opened over it and closed at the end.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	fs  vfs.FS
 	st  *store.Store
 	in  *ingest.Ingester
@@ -144,7 +144,7 @@ func (e *env) status(name string) Status {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -165,7 +165,7 @@ func (e *env) waitRecords(name string, n int64) {
 	})
 }
 
-func newCluster(t *testing.T, topic string, partitions int) *kfake.Cluster {
+func newCluster(t testing.TB, topic string, partitions int) *kfake.Cluster {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.SeedTopics(int32(partitions), topic), kfake.NumBrokers(1))
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 // temporary directory on its own port (the machine's own server, if any,
 // is left alone).
 type mariaDB struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	port int
 	cmd  *exec.Cmd
@@ -27,7 +27,10 @@ type mariaDB struct {
 func (db *mariaDB) addr() string { return "127.0.0.1:" + strconv.Itoa(db.port) }
 
 // startMariaDB initialises a data directory and starts the server on it.
-func startMariaDB(t *testing.T) *mariaDB {
+func startMariaDB(t *testing.T) *mariaDB { return startMariaDBB(t) }
+
+// startMariaDBB is startMariaDB for tests and benchmarks.
+func startMariaDBB(t testing.TB) *mariaDB {
 	t.Helper()
 	bin, err := exec.LookPath("mariadbd")
 	if err != nil {
@@ -108,13 +111,20 @@ func (db *mariaDB) stop() {
 	db.cmd = nil
 }
 
-// exec runs statements, failing the test on an error.
-func (db *mariaDB) exec(stmts ...string) {
+// conn opens a connection as root.
+func (db *mariaDB) conn() *client.Conn {
 	db.t.Helper()
 	c, err := client.Connect(db.addr(), "root", "", "")
 	if err != nil {
 		db.t.Fatal(err)
 	}
+	return c
+}
+
+// exec runs statements, failing the test on an error.
+func (db *mariaDB) exec(stmts ...string) {
+	db.t.Helper()
+	c := db.conn()
 	defer c.Close()
 	for _, s := range stmts {
 		if _, err := c.Execute(s); err != nil {
