@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
@@ -136,10 +135,12 @@ func (m *mysqlSource) run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.RunFrom(mysql.Position{Name: pos.File, Pos: pos.Pos}) }()
 	stop := make(chan struct{})
+	var helpers sync.WaitGroup
+	defer helpers.Wait()
 	defer close(stop)
-	go m.reportLag(c, stop)
+	helpers.Go(func() { m.reportLag(c, stop) })
 	if m.derived != nil {
-		go m.derived.run(ctx, stop)
+		helpers.Go(func() { m.derived.run(ctx, stop) })
 	}
 	select {
 	case <-ctx.Done():
@@ -383,5 +384,3 @@ func (s *src) setLag(records int64, behind time.Duration) {
 		s.lagSince = s.mgr.opts.Now().Add(-behind)
 	}
 }
-
-var _ = slog.Default
