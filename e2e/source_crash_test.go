@@ -215,6 +215,28 @@ func TestKafkaSourceSIGKILL(t *testing.T) {
 		}
 		return true
 	})
+	// Operating the source over HTTP.
+	for _, c := range []struct {
+		path, body string
+		status     int
+		want       string
+	}{
+		{"/api/sources/events/pause", "", http.StatusOK, `"state":"paused"`},
+		{"/api/sources/events/pause", "", http.StatusOK, `"state":"paused"`},
+		{"/api/sources/events/resume", "", http.StatusOK, `"state":"running"`},
+		{"/api/sources/nope/pause", "", http.StatusNotFound, `no such source`},
+		{"/api/sources/events/bootstrap", `{"table":"shop.users"}`, http.StatusBadRequest, `only mysql sources`},
+		{"/api/sources/events/bootstrap", `{}`, http.StatusBadRequest, `table`},
+	} {
+		var body []byte
+		if c.body != "" {
+			body = []byte(c.body)
+		}
+		status, answer, err := mcDo(context.Background(), srv, http.MethodPost, c.path, body)
+		if err != nil || status != c.status || !strings.Contains(string(answer), c.want) {
+			t.Errorf("POST %s %s: %d %s %v, want %d with %s", c.path, c.body, status, answer, err, c.status, c.want)
+		}
+	}
 	var rej struct {
 		Rejections []json.RawMessage `json:"rejections"`
 	}
