@@ -100,13 +100,14 @@ var serverCount struct {
 }
 
 // startServer starts the binary on a free 127.0.0.1 port with dataDir and
-// the test keys, and returns once GET /healthz answers 200. The process is
-// killed at the end of the test if it is still running then.
-func startServer(t *testing.T, dataDir string) *server {
+// the test keys (and extra arguments, such as --config), and returns once
+// GET /healthz answers 200. The process is killed at the end of the test if
+// it is still running then.
+func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		s, portTaken, err := tryStartServer(t, dataDir)
+		s, portTaken, err := tryStartServer(t, dataDir, extra...)
 		if err == nil {
 			return s
 		}
@@ -130,9 +131,9 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func tryStartServer(t *testing.T, dataDir string) (s *server, portTaken bool, err error) {
+func tryStartServer(t *testing.T, dataDir string, extra ...string) (s *server, portTaken bool, err error) {
 	t.Helper()
-	s, err = launchServer(t, dataDir)
+	s, err = launchServer(t, dataDir, extra...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -154,14 +155,14 @@ func tryStartServer(t *testing.T, dataDir string) (s *server, portTaken bool, er
 	}
 }
 
-// launchServer starts the binary on a free 127.0.0.1 port with dataDir and
-// the test keys, without waiting for it; the process is killed at the end
-// of the test if it is still running then.
-func launchServer(t *testing.T, dataDir string) (*server, error) {
+// launchServer starts the binary on a free 127.0.0.1 port with dataDir, the
+// test keys and extra arguments, without waiting for it; the process is
+// killed at the end of the test if it is still running then.
+func launchServer(t *testing.T, dataDir string, extra ...string) (*server, error) {
 	t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	logs := &syncBuffer{}
-	cmd := exec.Command(cohortBin, "serve", "--http", addr, "--data", dataDir)
+	cmd := exec.Command(cohortBin, append([]string{"serve", "--http", addr, "--data", dataDir}, extra...)...)
 	// Later entries win over the inherited ones.
 	cmd.Env = append(os.Environ(),
 		"COHORT_WRITE_KEY="+writeKey,

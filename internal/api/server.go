@@ -20,6 +20,7 @@ import (
 	"github.com/cohortdb/cohort/internal/ingest"
 	"github.com/cohortdb/cohort/internal/segment"
 	"github.com/cohortdb/cohort/internal/sink"
+	"github.com/cohortdb/cohort/internal/source"
 	"github.com/cohortdb/cohort/internal/store"
 )
 
@@ -30,6 +31,7 @@ type Options struct {
 	Gatherer prometheus.Gatherer   // what /metrics shows; nil: nothing
 	Register prometheus.Registerer // where HTTP metrics go; nil: nowhere
 	Now      func() time.Time
+	Sources  *source.Manager // nil: no sources configured
 }
 
 // Server is the HTTP handler of a running Cohort.
@@ -114,6 +116,10 @@ func (s *Server) routes() {
 	ui := console.New()
 	s.handle("GET /{$}", ui.Index)
 	s.handle("GET /console/{file}", ui.Asset)
+	s.handle("GET /api/sources", s.api(s.listSources))
+	s.handle("POST /api/sources/{name}/pause", s.api(s.sourceAction((*source.Manager).Pause)))
+	s.handle("POST /api/sources/{name}/resume", s.api(s.sourceAction((*source.Manager).Resume)))
+	s.handle("POST /api/sources/{name}/bootstrap", s.api(s.bootstrapSource))
 	s.mux.HandleFunc("/", s.noRoute)
 }
 

@@ -29,6 +29,8 @@ type Config struct {
 	WriteKey string `yaml:"write_key"`
 	APIKey   string `yaml:"api_key"`
 	AdminKey string `yaml:"admin_key"`
+	// Sources feed workspaces from Kafka topics and MySQL binlogs.
+	Sources []Source `yaml:"sources"`
 }
 
 // Limits protect a workspace from clients that misbehave.
@@ -173,6 +175,7 @@ func (c *Config) Validate() error {
 			bad("%s: a key must not contain spaces or colons", name)
 		}
 	}
+	errs = append(errs, validateSources(c.Sources)...)
 	return errors.Join(errs...)
 }
 

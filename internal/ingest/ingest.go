@@ -115,6 +115,7 @@ type job struct {
 	refusal store.Rejection
 	userID  string
 	run     func(b *pebble.Batch) error
+	writes  []Write // committed in the same batch as the job's effects
 
 	// state: jobQueued until the applier takes it (jobTaken) or the
 	// submitter gives up waiting for that (jobAbandoned): exactly one of
@@ -255,6 +256,31 @@ func (g *Ingester) Submit(ctx context.Context, ws *Workspace, source string, ite
 		return Result{}, err
 	}
 	return j.res, nil
+}
+
+// Write is one key/value a submission commits in the same Pebble batch as
+// its effects: a source's position, so that after any restart a record's
+// effect is present exactly when its position is.
+type Write struct{ Key, Value []byte }
+
+// SubmitWith is Submit with writes committed atomically with the items'
+// effects (and with nothing else in between).
+func (g *Ingester) SubmitWith(ctx context.Context, ws *Workspace, source string, items []message.Item, writes []Write) (Result, error) {
+	j := &job{kind: jobMessages, ws: ws, source: source, items: items, writes: writes}
+	if err := g.submit(ctx, j); err != nil {
+		return Result{}, err
+	}
+	return j.res, nil
+}
+
+// DeleteUserWith is DeleteUser with writes committed atomically with the
+// deletion.
+func (g *Ingester) DeleteUserWith(ctx context.Context, ws *Workspace, id string, writes []Write) (bool, error) {
+	j := &job{kind: jobDeleteUser, ws: ws, userID: id, writes: writes}
+	if err := g.submit(ctx, j); err != nil {
+		return false, err
+	}
+	return j.found, nil
 }
 
 // Refuse records a whole request that was refused (malformed, too large)

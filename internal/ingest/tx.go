@@ -44,6 +44,18 @@ func newTx(g *Ingester, b *pebble.Batch, w *Workspace) *tx {
 }
 
 func (t *tx) run(j *job) error {
+	if err := t.runJob(j); err != nil {
+		return err
+	}
+	for _, w := range j.writes {
+		if err := t.b.Set(w.Key, w.Value, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) runJob(j *job) error {
 	switch j.kind {
 	case jobRefusal:
 		t.rejected++
@@ -81,7 +93,11 @@ func (t *tx) run(j *job) error {
 		if reason != nil {
 			t.rejected++
 			j.res.Rejected = append(j.res.Rejected, Rejected{Index: it.Index, MessageID: it.MessageID, Error: reason.Error()})
-			r := store.Rejection{Source: j.source, Index: it.Index, MessageID: it.MessageID, Error: reason.Error()}
+			src := j.source
+			if it.Origin != "" {
+				src = it.Origin
+			}
+			r := store.Rejection{Source: src, Index: it.Index, MessageID: it.MessageID, Error: reason.Error()}
 			if json.Valid(it.Raw) {
 				r.Message = it.Raw
 			} else {
@@ -151,10 +167,13 @@ func (t *tx) apply(m *model.Message) (reason, err error) {
 	if r := t.changes.ReceivedAt; r.IsZero() || m.ReceivedAt.Before(r) {
 		t.changes.ReceivedAt = m.ReceivedAt
 	}
-	if len(m.Traits) > 0 {
+	if len(m.Traits) > 0 || len(m.Unset) > 0 {
 		c, err := t.profile(num)
 		if err != nil {
 			return nil, err
+		}
+		for _, k := range m.Unset {
+			delete(c.rec.Traits, k)
 		}
 		maps.Copy(c.rec.Traits, m.Traits)
 		c.rec.UpdatedAt = t.now

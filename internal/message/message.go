@@ -92,6 +92,10 @@ type Item struct {
 	Err error
 	// Raw is the message exactly as sent, also for rejected ones.
 	Raw json.RawMessage
+	// Origin, when set, names where the item came from (a Kafka record's
+	// kafka:<topic>:<partition>:<offset>, a binlog position) in the
+	// dead-letter log instead of the submission's source.
+	Origin string
 }
 
 // Decode decodes and validates the body of a POST to /v1/{route}, where

@@ -48,6 +48,10 @@ type Message struct {
 	// Traits are the traits to set on the profile: identify's traits and
 	// every call's context.traits. Nil when there are none.
 	Traits map[string]any
+	// Unset names traits to remove from the profile before Traits are set
+	// (a source's row deletion that unsets the row's traits); HTTP
+	// messages never carry it.
+	Unset []string
 	// Properties are the event's properties (for page/screen the name is
 	// added as "name"; for group the groupId as "groupId" and the group's
 	// traits as "traits").

@@ -25,6 +25,7 @@ import (
 	"github.com/cohortdb/cohort/internal/ingest"
 	"github.com/cohortdb/cohort/internal/segment"
 	"github.com/cohortdb/cohort/internal/sink"
+	"github.com/cohortdb/cohort/internal/source"
 	"github.com/cohortdb/cohort/internal/store"
 )
 
@@ -56,6 +57,7 @@ type Server struct {
 	In    *ingest.Ingester
 	Seg   *segment.Manager
 	Sinks *sink.Manager
+	Srcs  *source.Manager
 	API   *api.Server
 	reg   *prometheus.Registry
 	http  *http.Server
@@ -135,7 +137,11 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 		s.Close()
 		return nil, fmt.Errorf("start sinks: %w", err)
 	}
-	s.API = api.New(st, in, mgr, s.Sinks, api.Options{Limits: cfg.Limits, Logger: s.log, Gatherer: s.reg, Register: s.reg, Now: o.Now})
+	if s.Srcs, err = source.Open(cfg.Sources, st, in, source.Options{Logger: s.log, Registerer: s.reg, Now: o.Now, Limits: cfg.Limits}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("start sources: %w", err)
+	}
+	s.API = api.New(st, in, mgr, s.Sinks, api.Options{Limits: cfg.Limits, Logger: s.log, Gatherer: s.reg, Register: s.reg, Now: o.Now, Sources: s.Srcs})
 	s.wg.Add(2)
 	go s.retentionLoop(o.Now)
 	go s.timerLoop(o.Now)
@@ -227,6 +233,10 @@ func (s *Server) Close() error {
 	close(s.stop)
 	s.wg.Wait()
 	var errs []error
+	if s.Srcs != nil {
+		s.log.Info("stopping sources")
+		s.Srcs.Close()
+	}
 	if s.Sinks != nil {
 		s.log.Info("stopping sinks")
 		s.Sinks.Close()
