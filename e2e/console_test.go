@@ -23,9 +23,19 @@ import (
 // the console's pages to check accessibility.
 var axeDir = filepath.Join("testdata", "axe")
 
-// screenshotDir is where the test writes a screenshot of each page; they
-// are checked in (docs/screenshots) and the README shows the builder's.
-var screenshotDir = filepath.Join("..", "docs", "screenshots")
+// screenshotDir is where the test writes a screenshot of each page: the
+// checked-in docs/screenshots (the README shows the builder's) when
+// COHORT_SCREENSHOTS=update, else a temporary directory, so that an
+// ordinary run leaves the work tree as it was (the pages show times, so
+// every run's pictures differ).
+//
+//	COHORT_SCREENSHOTS=update go test -run TestConsole ./e2e/
+func screenshotDir(t testing.TB) string {
+	if os.Getenv("COHORT_SCREENSHOTS") == "update" {
+		return filepath.Join("..", "docs", "screenshots")
+	}
+	return t.TempDir()
+}
 
 // browser is the console open in a real headless Chromium.
 type browser struct {
@@ -137,17 +147,21 @@ func (b *browser) goTo(hash string) {
 	eval[bool](b, fmt.Sprintf(`(location.hash = %s, true)`, q(hash)))
 }
 
-// screenshot writes docs/screenshots/NAME.jpg (small JPEGs).
+// screenshot writes NAME.jpg (a small JPEG) into screenshotDir.
 func (b *browser) screenshot(name string) {
 	b.t.Helper()
 	img, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(55))
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
-	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+	if len(img) < 1000 {
+		b.t.Fatalf("screenshot %s: %d bytes, not a picture of the page", name, len(img))
+	}
+	dir := screenshotDir(b.t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(screenshotDir, name+".jpg"), img, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name+".jpg"), img, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
 }
