@@ -21,6 +21,11 @@ type Changes struct {
 	// ReceivedAt is when the earliest message of these changes was
 	// accepted.
 	ReceivedAt time.Time
+	// Origins names, by the root profile a message was applied to, where
+	// the last such message came from when a source said so (a Kafka
+	// record, a binlog position): the membership changes it causes carry
+	// it.
+	Origins map[uint32]string
 }
 
 func (c *Changes) empty() bool {

@@ -24,6 +24,7 @@ type tx struct {
 
 	profiles map[uint32]*cached
 	changes  Changes
+	origin   string // the origin of the item being applied (a source's record)
 
 	accepted, duplicates, rejected int
 }
@@ -86,7 +87,10 @@ func (t *tx) runJob(j *job) error {
 				j.res.Duplicates++
 				continue
 			}
-			if reason, err = t.apply(it.Msg); err != nil {
+			t.origin = it.Origin
+			reason, err = t.apply(it.Msg)
+			t.origin = ""
+			if err != nil {
 				return err
 			}
 		}
@@ -163,6 +167,12 @@ func (t *tx) apply(m *model.Message) (reason, err error) {
 	num, err := t.resolve(m)
 	if err != nil {
 		return nil, err
+	}
+	if t.origin != "" {
+		if t.changes.Origins == nil {
+			t.changes.Origins = map[uint32]string{}
+		}
+		t.changes.Origins[num] = t.origin
 	}
 	if r := t.changes.ReceivedAt; r.IsZero() || m.ReceivedAt.Before(r) {
 		t.changes.ReceivedAt = m.ReceivedAt

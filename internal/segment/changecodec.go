@@ -26,10 +26,11 @@ func plainJSON(s string) bool {
 	return true
 }
 
-// encodeChange encodes c as json.Marshal does.
+// encodeChange encodes c as json.Marshal does (a change with an origin,
+// from a source, takes encoding/json's path).
 func encodeChange(c *storedChange) ([]byte, error) {
 	y := c.At.Year()
-	if !plainJSON(c.Segment) || !plainJSON(c.User) || !plainJSON(c.Change.Change) || !plainJSON(c.Reason) || y < 0 || y > 9999 {
+	if !plainJSON(c.Segment) || !plainJSON(c.User) || !plainJSON(c.Change.Change) || !plainJSON(c.Reason) || c.Origin != "" || y < 0 || y > 9999 {
 		return json.Marshal(c)
 	}
 	b := make([]byte, 0, 96+len(c.Segment)+len(c.User))

@@ -37,6 +37,9 @@ type Change struct {
 	Change  string    `json:"change"` // "enter" or "exit"
 	At      time.Time `json:"at"`
 	Reason  string    `json:"reason"`
+	// Origin names the source record that caused the change (a Kafka
+	// record, a binlog position), when it came from a source.
+	Origin string `json:"origin,omitempty"`
 }
 
 // storedChange is a Change as kept in the store, with the profile number
@@ -157,11 +160,13 @@ type emitter struct {
 	// republish: the set of segments changed (a delete), publish even
 	// when no membership did.
 	republish bool
+	// origin: the source record behind the profile being re-evaluated.
+	origin string
 }
 
 func (e *emitter) emit(s *seg, num uint32, user string, enter bool, reason string) error {
 	e.lv.seq++
-	c := storedChange{Change: Change{Seq: e.lv.seq, Segment: s.ID, User: user, At: e.now, Reason: reason}, Num: num}
+	c := storedChange{Change: Change{Seq: e.lv.seq, Segment: s.ID, User: user, At: e.now, Reason: reason, Origin: e.origin}, Num: num}
 	if e.dirty == nil {
 		e.dirty = map[*seg]bool{}
 	}
@@ -260,6 +265,7 @@ func (sp *space) order() []*seg {
 // touch is what changed for one root in one step.
 type touch struct {
 	reason string
+	origin string // the source record that caused it, if any
 	all    bool // evaluate every segment (new profile, merge, id change)
 	events map[string]bool
 	traits map[string]bool
@@ -381,6 +387,7 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 			continue
 		}
 		traits, ok := newTraits[root]
+		t.origin = c.Origins[root]
 		if err := m.reevaluate(e, order, deps, root, traits, ok, t, nil); err != nil {
 			return err
 		}
@@ -410,6 +417,8 @@ func rank(reason string) int {
 func (m *Manager) reevaluate(e *emitter, order []*seg, deps *segDeps, root uint32, traits map[string]any, haveTraits bool, t *touch, only map[string]bool) error {
 	sp := e.sp
 	user, _ := sp.ix.ID(root)
+	e.origin = t.origin
+	defer func() { e.origin = "" }()
 	member := func(id string) bool {
 		s, ok := sp.segs[id]
 		return ok && s.members.Contains(root)

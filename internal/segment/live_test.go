@@ -462,3 +462,34 @@ func (w *liveWorld) user(t testing.TB, id string) *store.ProfileRecord {
 	}
 	return p
 }
+
+// TestChangeOrigin: a membership change caused by a source's record
+// carries the record's origin (stored, decoded and streamed); one caused
+// by an ordinary message carries none.
+func TestChangeOrigin(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	w := openLive(t, vfs.NewMem(), clk)
+	defer w.close()
+	ctx := context.Background()
+	if _, err := w.m.Create(ctx, w.ws, "buyers", "buyers", json.RawMessage(`{"event":"Order Completed"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for i, origin := range []string{"kafka:orders:3:1207", ""} {
+		m := &model.Message{Type: model.Track, UserID: fmt.Sprint("u", i), Event: "Order Completed", Timestamp: clk.Now(), ReceivedAt: clk.Now()}
+		item := message.Item{Msg: m, Raw: []byte(`{}`), Origin: origin}
+		if _, err := w.g.Submit(ctx, w.ws, "test", []message.Item{item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes, _, err := segment.ReadChanges(w.st.DB(), w.ws.Num, 0, 100, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range changes {
+		got[c.User] = c.Origin
+	}
+	if got["u0"] != "kafka:orders:3:1207" || got["u1"] != "" || len(got) != 2 {
+		t.Fatalf("origins by user %v, want u0's Kafka record and none for u1", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,11 @@ func runShop(t *testing.T, src config.Source, steps int, step func(i int, srv *s
 		out = out[:0]
 		for _, c := range cs {
 			out = append(out, fmt.Sprintf("%s %s %s %s", c.Segment, c.User, c.Change, c.Reason))
+			// A change a row caused names the row's record (the formats'
+			// origins differ: Kafka offsets or binlog positions).
+			if (c.Reason == "trait" || c.Reason == "event") && !strings.HasPrefix(c.Origin, src.Kind) {
+				t.Fatalf("%s change %+v: origin %q, want the %s record's", src.Kind, c, c.Origin, src.Kind)
+			}
 		}
 		return len(out) > 0
 	})
