@@ -266,7 +266,7 @@ func (sp *space) order() []*seg {
 type touch struct {
 	reason string
 	origin string // the source record that caused it, if any
-	all    bool // evaluate every segment (new profile, merge, id change)
+	all    bool   // evaluate every segment (new profile, merge, id change)
 	events map[string]bool
 	traits map[string]bool
 }
