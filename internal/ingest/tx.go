@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -182,12 +183,25 @@ func (t *tx) apply(m *model.Message) (reason, err error) {
 		if err != nil {
 			return nil, err
 		}
+		// A message that repeats the traits the profile has (SDKs send
+		// every identify in full) writes nothing and changes no segment.
+		changed := false
 		for _, k := range m.Unset {
-			delete(c.rec.Traits, k)
+			if _, ok := c.rec.Traits[k]; ok {
+				delete(c.rec.Traits, k)
+				changed = true
+			}
 		}
-		maps.Copy(c.rec.Traits, m.Traits)
-		c.rec.UpdatedAt = t.now
-		c.dirty = true
+		for k, v := range m.Traits {
+			if old, ok := c.rec.Traits[k]; !ok || !reflect.DeepEqual(old, v) {
+				c.rec.Traits[k] = v
+				changed = true
+			}
+		}
+		if changed {
+			c.rec.UpdatedAt = t.now
+			c.dirty = true
+		}
 		t.w.Schema.ObserveTraits(m.Traits)
 	}
 	if m.IsEvent() {
