@@ -245,9 +245,6 @@ func (t *tx) writeEvent(num uint32, m *model.Message) error {
 	if err := t.b.Set(store.EventKey(t.w.Num, day, num, m.Timestamp, seq), store.EncodeEvent(m.Event, m.MessageID, props), nil); err != nil {
 		return err
 	}
-	if err := t.b.Set(store.EventNameIndexKey(t.w.Num, day, id, m.Timestamp, num, seq), nil, nil); err != nil {
-		return err
-	}
 	t.w.Schema.ObserveEvent(m.Event, m.Properties)
 	t.changes.Events = append(t.changes.Events, EventAdded{Num: num, Seq: seq, Name: m.Event, Timestamp: m.Timestamp, Properties: m.Properties})
 	return nil

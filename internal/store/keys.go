@@ -106,7 +106,9 @@ func EventKey(ws, day, num uint32, ts time.Time, seq uint64) []byte {
 	return appendU64(k, seq)
 }
 
-// EventNameIndexKey is the event's entry in the (name, time) index.
+// EventNameIndexKey is an event's entry in the (name, time) index that
+// older stores hold: it is no longer written (nothing read it), only
+// deleted with its user.
 func EventNameIndexKey(ws, day, nameID uint32, ts time.Time, num uint32, seq uint64) []byte {
 	k := appendU32(wsKey(tagEvent, ws, 4+1+4+8+4+8), day)
 	k = append(k, evByName)
