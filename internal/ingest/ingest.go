@@ -199,6 +199,7 @@ func (g *Ingester) submit(ctx context.Context, j *job) error {
 	if err := g.failure(); err != nil {
 		return fmt.Errorf("ingest unavailable: %w", err)
 	}
+	encodeProperties(j.items)
 	j.done = make(chan struct{})
 	j.queued = time.Now()
 	// Only client messages are refused under overload; internal jobs wait.
@@ -244,6 +245,22 @@ func (g *Ingester) submit(ctx context.Context, j *job) error {
 		return j.err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// encodeProperties encodes the events' properties for the store in the
+// submitting goroutine, one per request, so the single applier does not
+// (it was one of its larger costs per event). An item whose properties do
+// not encode is left for the applier, which reports the error.
+func encodeProperties(items []message.Item) {
+	for i := range items {
+		m := items[i].Msg
+		if items[i].Err != nil || m == nil || !m.IsEvent() || len(m.Properties) == 0 || m.PropertiesJSON != nil {
+			continue
+		}
+		if b, err := json.Marshal(m.Properties); err == nil {
+			m.PropertiesJSON = b
+		}
 	}
 }
 

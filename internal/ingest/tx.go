@@ -232,8 +232,8 @@ func (t *tx) writeEvent(num uint32, m *model.Message) error {
 			return err
 		}
 	}
-	var props []byte
-	if len(m.Properties) > 0 {
+	props := m.PropertiesJSON
+	if props == nil && len(m.Properties) > 0 {
 		var err error
 		if props, err = json.Marshal(m.Properties); err != nil {
 			return fmt.Errorf("encode properties: %w", err)

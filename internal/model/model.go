@@ -56,8 +56,12 @@ type Message struct {
 	// added as "name"; for group the groupId as "groupId" and the group's
 	// traits as "traits").
 	Properties map[string]any
-	Timestamp  time.Time
-	ReceivedAt time.Time
+	// PropertiesJSON is Properties encoded for the store, made by the
+	// submitting goroutine (Ingester.Submit) so the applier does not;
+	// nil: encoded when written.
+	PropertiesJSON []byte
+	Timestamp      time.Time
+	ReceivedAt     time.Time
 	// Raw is the message exactly as sent, kept for the dead-letter log.
 	Raw json.RawMessage
 }
