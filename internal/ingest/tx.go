@@ -281,10 +281,7 @@ func (t *tx) traitsAfter(m *model.Message) (int, error) {
 
 // lookup resolves an id to its root profile number.
 func (t *tx) lookup(id string) (uint32, bool, error) {
-	n, ok, err := store.ResolveID(t.b, t.w.Num, id)
-	if err != nil {
-		return 0, false, fmt.Errorf("resolve id %q: %w", id, err)
-	}
+	n, ok := t.w.ids[id]
 	return n, ok, nil
 }
 
@@ -305,6 +302,7 @@ func (t *tx) profile(n uint32) (*cached, error) {
 }
 
 func (t *tx) link(id string, n uint32) error {
+	t.w.ids[id] = n
 	return t.b.Set(store.IDKey(t.w.Num, id), store.U32(n), nil)
 }
 
@@ -502,6 +500,7 @@ func (t *tx) deleteUser(id string) (bool, error) {
 		}
 	}
 	for _, linked := range c.rec.IDs {
+		delete(t.w.ids, linked)
 		if err := t.b.Delete(store.IDKey(t.w.Num, linked), nil); err != nil {
 			return false, err
 		}
