@@ -30,11 +30,20 @@ type env struct {
 
 func newEnv(t *testing.T, lim config.Limits) *env {
 	t.Helper()
+	return newEnvWith(t, Options{Limits: lim})
+}
+
+// newEnvWith is newEnv with more options (Now defaults to t0).
+func newEnvWith(t *testing.T, opts Options) *env {
+	t.Helper()
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return t0 }
+	}
 	st, err := store.Open("", store.Options{FS: vfs.NewMem(), CacheBytes: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(st, Options{Limits: lim, Now: func() time.Time { return t0 }})
+	g, err := New(st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

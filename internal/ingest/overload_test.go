@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cohortdb/cohort/internal/config"
 	"github.com/cohortdb/cohort/internal/message"
@@ -21,21 +20,9 @@ import (
 // ErrOverloaded; nothing of it is stored, even after the applier
 // recovers, while internal jobs and the submissions it took are applied.
 func TestOverloadRefusesAndStoresNothing(t *testing.T) {
-	st, err := store.Open("", store.Options{FS: vfs.NewMem(), CacheBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	g, err := New(st, Options{Limits: config.Default().Limits, MaxWait: 50 * time.Millisecond, Now: func() time.Time { return t0 }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	e := newEnvWith(t, Options{Limits: config.Default().Limits, MaxWait: 50 * time.Millisecond})
+	st, g, ws := e.st, e.g, e.ws
 	ctx := context.Background()
-	ws, _, err := g.CreateWorkspace(ctx, "default", Keys{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	item := func(id string) []message.Item {
 		m := &model.Message{Type: model.Track, UserID: id, Event: "E", MessageID: id, Timestamp: t0, ReceivedAt: t0}
 		return []message.Item{{MessageID: id, Msg: m, Raw: []byte(`{}`)}}

@@ -4,43 +4,28 @@ import (
 	"context"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cohortdb/cohort/internal/config"
 	"github.com/cohortdb/cohort/internal/message"
 	"github.com/cohortdb/cohort/internal/model"
-	"github.com/cohortdb/cohort/internal/store"
 )
 
 // TestUnchangedTraitsWriteNothing: an identify that repeats the traits the
 // profile already has writes no profile and reports no change (SDKs send
 // every identify in full); a changed value, or an unset, does.
 func TestUnchangedTraitsWriteNothing(t *testing.T) {
-	st, err := store.Open("", store.Options{FS: vfs.NewMem(), CacheBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	var mu sync.Mutex
 	var changed []ProfileChange
-	g, err := New(st, Options{Limits: config.Default().Limits, Now: func() time.Time { return t0 },
+	e := newEnvWith(t, Options{Limits: config.Default().Limits,
 		OnApply: func(_ *Workspace, c *Changes, _ *pebble.Batch) error {
 			mu.Lock()
 			changed = append(changed, c.Profiles...)
 			mu.Unlock()
 			return nil
 		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	ws, _, err := g.CreateWorkspace(context.Background(), "default", Keys{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, ws := e.g, e.ws
 	identify := func(traits map[string]any, unset ...string) int {
 		mu.Lock()
 		changed = nil
