@@ -1,6 +1,7 @@
 package index
 
 import (
+	"context"
 	"math"
 	"math/bits"
 	"slices"
@@ -18,6 +19,14 @@ import (
 // an empty aggregate, and are included when those satisfy it. The caller
 // holds RLock.
 func (x *Index) Event(n *condition.Node, now time.Time) *roaring.Bitmap {
+	return x.EventContext(context.Background(), n, now)
+}
+
+// EventContext is Event for a caller that may give up: the scan looks at
+// ctx every 64 blocks and stops when it is done, so a query whose client
+// went away releases the read lock (and so the applier) promptly. The
+// answer is then meaningless: the caller must check ctx.Err().
+func (x *Index) EventContext(ctx context.Context, n *condition.Node, now time.Time) *roaring.Bitmap {
 	cnt, hasCnt := n.EffectiveCount()
 	zeroOK := (!hasCnt || cnt.Match(0))
 	if n.Aggregate != nil {
@@ -32,7 +41,7 @@ func (x *Index) Event(n *condition.Node, now time.Time) *roaring.Bitmap {
 	}
 	s := getScratch()
 	defer putScratch(s)
-	x.scan(col, n, now, s)
+	x.scan(ctx, col, n, now, s)
 	// Decide every touched root; the others have count 0 and no values.
 	// With zeroOK the answer is all but the touched roots that fail, else
 	// the touched roots that pass: either way one list.
@@ -258,8 +267,8 @@ func (s *scratch) result(fn condition.AggFn, root uint32) (float64, bool) {
 // lists those roots). A scan over many events is split into contiguous
 // runs of blocks counted by parallel workers into scratches of their own,
 // then merged into s.
-func (x *Index) scan(col *eventCol, n *condition.Node, now time.Time, s *scratch) {
-	p := scanPlan{col: col, lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes}
+func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now time.Time, s *scratch) {
+	p := scanPlan{ctx: ctx, col: col, lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes}
 	switch n.Window.Kind {
 	case condition.WindowLast:
 		p.lo = max(p.lo, now.Add(-n.Window.Last).UnixNano()+1)
@@ -386,6 +395,7 @@ func (x *Index) scanSplit(nblocks, size int) int {
 
 // scanPlan is what every worker of one scan shares, read only.
 type scanPlan struct {
+	ctx     context.Context // scanBlocks stops when it is done
 	col     *eventCol
 	lo, hi  int64 // the window, inclusive, in Unix nanoseconds
 	size    int   // profile numbers
@@ -410,7 +420,10 @@ func (p *scanPlan) scanBlocks(s *scratch, blocks []int32) {
 	bufs := s.fbuf[:len(p.filters)]
 	stage := s.stage[:0]
 	col := p.col
-	for _, b := range blocks {
+	for k, b := range blocks {
+		if k%64 == 63 && p.ctx.Err() != nil {
+			return // given up: the caller checks the context
+		}
 		bl := col.blocks[b]
 		start, end := int(b)*blockSize, min(int(b+1)*blockSize, len(col.prof))
 		for k, f := range p.filters {

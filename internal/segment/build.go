@@ -42,7 +42,7 @@ func (m *Manager) buildLoop() {
 				continue
 			}
 		}
-		if err := m.build(req); err != nil {
+		if err := m.build(req); err != nil && m.ctx.Err() == nil {
 			m.log.Error("segment build failed", "segment", req.id, "err", err)
 		}
 		if req.done != nil {
@@ -104,7 +104,7 @@ func (m *Manager) buildOne(req buildReq) ([]buildReq, error) {
 	sp.ix.RLock()
 	gen0 := sp.ix.Gen()
 	sp.ix.RUnlock()
-	res, err := Evaluate(sp.ix, node, now, sp.refs, true)
+	res, err := EvaluateContext(m.ctx, sp.ix, node, now, sp.refs, true)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
@@ -115,7 +115,7 @@ func (m *Manager) buildOne(req buildReq) ([]buildReq, error) {
 		timed = sp.timeCandidates(node)
 	}
 	var dependents []buildReq
-	err = m.in.Run(context.Background(), sp.ws, func(b *pebble.Batch) error {
+	err = m.in.Run(m.ctx, sp.ws, func(b *pebble.Batch) error {
 		lv, err := sp.liveState(b)
 		if err != nil {
 			return err

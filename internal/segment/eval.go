@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -31,9 +32,17 @@ type Result struct {
 // combined; without, and/or short-circuit and the cheapest operands go
 // first.
 func Evaluate(ix *index.Index, n *condition.Node, now time.Time, refs Refs, criteria bool) (*Result, error) {
+	return EvaluateContext(context.Background(), ix, n, now, refs, criteria)
+}
+
+// EvaluateContext is Evaluate for a caller that may give up (a query whose
+// client went away, a build at Close): it stops between leaves and within
+// event scans when ctx is done, releasing the index's read lock, which the
+// applier may be waiting for, and answers ctx's error.
+func EvaluateContext(ctx context.Context, ix *index.Index, n *condition.Node, now time.Time, refs Refs, criteria bool) (*Result, error) {
 	ix.RLock()
 	defer ix.RUnlock()
-	e := &evaluator{ix: ix, now: now, refs: refs}
+	e := &evaluator{ctx: ctx, ix: ix, now: now, refs: refs}
 	if criteria {
 		e.memo = map[*condition.Node]*roaring.Bitmap{}
 		leaves := n.Leaves()
@@ -60,6 +69,7 @@ func Evaluate(ix *index.Index, n *condition.Node, now time.Time, refs Refs, crit
 }
 
 type evaluator struct {
+	ctx  context.Context
 	ix   *index.Index
 	now  time.Time
 	refs Refs
@@ -131,6 +141,9 @@ func (e *evaluator) eval(n *condition.Node) (*roaring.Bitmap, error) {
 }
 
 func (e *evaluator) leaf(n *condition.Node) (*roaring.Bitmap, error) {
+	if err := e.ctx.Err(); err != nil {
+		return nil, err
+	}
 	switch n.Kind {
 	case condition.All:
 		return e.ix.All().Clone(), nil
@@ -146,7 +159,11 @@ func (e *evaluator) leaf(n *condition.Node) (*roaring.Bitmap, error) {
 	case condition.Trait:
 		return e.ix.Trait(n, e.now), nil
 	case condition.Event:
-		return e.ix.Event(n, e.now), nil
+		bm := e.ix.EventContext(e.ctx, n, e.now)
+		if err := e.ctx.Err(); err != nil {
+			return nil, err // the scan gave up: bm is meaningless
+		}
+		return bm, nil
 	}
 	return nil, fmt.Errorf("condition node %s at %q is not a leaf", n.Kind, n.Path)
 }

@@ -493,3 +493,34 @@ func TestChangeOrigin(t *testing.T) {
 		t.Fatalf("origins by user %v, want u0's Kafka record and none for u1", got)
 	}
 }
+
+// TestEvaluateGivesUp: an evaluation whose context is done stops and
+// answers the context's error (a query whose client went away releases
+// the index, and so the applier), for trait and event leaves alike.
+func TestEvaluateGivesUp(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	w := openLive(t, vfs.NewMem(), clk)
+	defer w.close()
+	var msgs []*model.Message
+	for i := range 200 {
+		msgs = append(msgs, &model.Message{Type: model.Track, UserID: fmt.Sprint("u", i%20), Event: "E"})
+	}
+	w.send(t, msgs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, src := range []string{`{"event":"E","count":{"op":"gte","value":3}}`, `{"trait":"plan","op":"eq","value":"pro"}`} {
+		n, err := condition.Parse([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := segment.EvaluateContext(ctx, w.m.Index(w.ws), n, clk.Now(), nil, true); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a cancelled context: %v, want context.Canceled", src, err)
+		}
+		if res, err := segment.EvaluateContext(context.Background(), w.m.Index(w.ws), n, clk.Now(), nil, true); err != nil || res == nil {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+	if _, err := w.m.Query(ctx, w.ws, json.RawMessage(`{"event":"E"}`), false, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("a query with a cancelled request context: %v, want context.Canceled", err)
+	}
+}

@@ -160,8 +160,12 @@ type Manager struct {
 	inflight   int
 	idle       *sync.Cond
 	stop       chan struct{}
-	wg         sync.WaitGroup
-	dur        durability
+	// ctx is done at Close: a build in progress gives up (it is redone
+	// at the next start, its segment still "building").
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	dur    durability
 }
 
 type buildReq struct {
@@ -184,6 +188,7 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 	}
 	m := &Manager{st: st, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
 		spaces: map[uint32]*space{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.dur.init()
 	m.idle = sync.NewCond(&m.inflightMu)
 	wss, err := st.Workspaces()
@@ -297,6 +302,7 @@ func (m *Manager) WaitBuilds() {
 
 // Close stops the build worker.
 func (m *Manager) Close() {
+	m.cancel()
 	close(m.stop)
 	m.wg.Wait()
 }
@@ -639,7 +645,7 @@ func (m *Manager) Query(ctx context.Context, w *ingest.Workspace, raw json.RawMe
 		return nil, err
 	}
 	start := time.Now()
-	res, err := Evaluate(sp.ix, n, m.opts.Now(), sp.refs, true)
+	res, err := EvaluateContext(ctx, sp.ix, n, m.opts.Now(), sp.refs, true)
 	if err != nil {
 		return nil, err
 	}
