@@ -198,7 +198,9 @@ func LoadWith(ctx context.Context, r pebble.Reader, ws uint32, o LoadOptions) (*
 		return nil, fmt.Errorf("load profiles: %w", err)
 	}
 	meter.profilesDone()
-	err = store.ScanEvents(ctx, r, ws, func(ev store.StoredEvent) error {
+	// Decoding (the properties' JSON) is most of a start's work: it is
+	// spread over the cores, the index built in key order on this one.
+	err = store.ScanEventsParallel(ctx, r, ws, min(runtime.GOMAXPROCS(0), 4), func(ev store.StoredEvent) error {
 		x.addEvent(ev.Profile, ev.Name, ev.Timestamp, ev.Properties)
 		meter.event(ev.Timestamp, ev.Profile)
 		return nil

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -353,21 +355,125 @@ func ProfileEvents(ctx context.Context, r pebble.Reader, ws, num uint32, fn func
 
 // ScanEvents calls fn for every event of a workspace, day by day.
 func ScanEvents(ctx context.Context, r pebble.Reader, ws uint32, fn func(StoredEvent) error) error {
-	lo, hi := wsRange(tagEvent, ws)
-	n := 0
-	return scan(r, lo, hi, func(k, v []byte) error {
-		if k[9] != evByProfile {
+	return ScanEventsParallel(ctx, r, ws, 1, fn)
+}
+
+// scanChunk is a run of raw event records decoded by one worker.
+type scanChunk struct {
+	keys, vals [][]byte
+	evs        []StoredEvent
+	err        error
+	done       chan struct{}
+}
+
+// scanChunkSize is how many records a worker decodes at a time.
+const scanChunkSize = 1024
+
+// ScanEventsParallel is ScanEvents with the decoding (mostly the
+// properties' JSON, the bulk of a start's work) spread over workers
+// goroutines; fn still sees every event in key order, on the caller's
+// goroutine.
+func ScanEventsParallel(ctx context.Context, r pebble.Reader, ws uint32, workers int, fn func(StoredEvent) error) error {
+	if workers < 2 {
+		lo, hi := wsRange(tagEvent, ws)
+		n := 0
+		return scan(r, lo, hi, func(k, v []byte) error {
+			if k[9] != evByProfile {
+				return nil
+			}
+			if n++; n%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			ev, err := decodeEvent(k, v)
+			if err != nil {
+				return err
+			}
+			return fn(ev)
+		})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *scanChunk, 2*workers)
+	ordered := make(chan *scanChunk, 4*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c := range work {
+				c.evs = make([]StoredEvent, 0, len(c.keys))
+				for i := range c.keys {
+					ev, err := decodeEvent(c.keys[i], c.vals[i])
+					if err != nil {
+						c.err = err
+						break
+					}
+					c.evs = append(c.evs, ev)
+				}
+				close(c.done)
+			}
+		})
+	}
+	var readErr error
+	go func() { // the reader: raw records, in key order, in chunks
+		defer close(ordered)
+		defer close(work)
+		lo, hi := wsRange(tagEvent, ws)
+		c := &scanChunk{done: make(chan struct{})}
+		// A chunk goes to the workers before the consumer may wait for
+		// it, so every chunk the consumer sees gets decoded.
+		send := func() bool {
+			select {
+			case work <- c:
+			case <-ctx.Done():
+				return false
+			}
+			select {
+			case ordered <- c:
+			case <-ctx.Done():
+				return false
+			}
+			c = &scanChunk{done: make(chan struct{})}
+			return true
+		}
+		readErr = scan(r, lo, hi, func(k, v []byte) error {
+			if k[9] != evByProfile {
+				return nil
+			}
+			c.keys = append(c.keys, slices.Clone(k))
+			c.vals = append(c.vals, slices.Clone(v))
+			if len(c.keys) == scanChunkSize && !send() {
+				return ctx.Err()
+			}
 			return nil
+		})
+		if readErr == nil && len(c.keys) > 0 {
+			send()
 		}
-		if n++; n%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		ev, err := decodeEvent(k, v)
+	}()
+	var err error
+	for c := range ordered {
 		if err != nil {
-			return err
+			continue // drain: the reader stops once ctx is done
 		}
-		return fn(ev)
-	})
+		<-c.done
+		if err = c.err; err != nil {
+			cancel()
+			continue
+		}
+		for _, ev := range c.evs {
+			if err = fn(ev); err != nil {
+				cancel()
+				break
+			}
+		}
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return readErr
 }
 
 // DeleteProfileEvents deletes, in b, every event recorded under num: the

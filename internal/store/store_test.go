@@ -140,3 +140,50 @@ func TestDeleteMsgIDsBeforeInBatches(t *testing.T) {
 		t.Errorf("%d ids left, want the %d recent ones", left, recent)
 	}
 }
+
+// TestScanEventsParallel: the parallel scan yields exactly the sequential
+// scan's events in the same order, stops at fn's error, and at a
+// cancelled context.
+func TestScanEventsParallel(t *testing.T) {
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := s.DB().NewBatch()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 5000 {
+		ts := t0.Add(time.Duration(i*7919%5000) * time.Minute)
+		props := []byte(fmt.Sprintf(`{"i":%d,"tag":"t%d"}`, i, i%13))
+		if err := b.Set(EventKey(1, Day(ts), uint32(i%97), ts, uint64(i+1)), EncodeEvent("E", fmt.Sprint("m", i), props), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var want, got []string
+	ScanEvents(ctx, s.DB(), 1, func(ev StoredEvent) error { want = append(want, fmt.Sprint(ev.Seq, ev.Properties)); return nil })
+	if err := ScanEventsParallel(ctx, s.DB(), 1, 3, func(ev StoredEvent) error { got = append(got, fmt.Sprint(ev.Seq, ev.Properties)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 5000 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("parallel scan: %d events, sequential %d, or another order", len(got), len(want))
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := ScanEventsParallel(ctx, s.DB(), 1, 3, func(StoredEvent) error {
+		if n++; n == 2500 {
+			return stop
+		}
+		return nil
+	}); !errors.Is(err, stop) || n != 2500 {
+		t.Fatalf("fn's error: %v after %d events", err, n)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := ScanEventsParallel(cctx, s.DB(), 1, 3, func(StoredEvent) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled scan: %v", err)
+	}
+}
