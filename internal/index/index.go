@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -480,8 +481,80 @@ func canonKey(v any) string {
 		if a := math.Abs(x); a == 0 || (a >= 1e-6 && a < 1e21) {
 			return strconv.FormatFloat(x, 'f', -1, 64)
 		}
+	case map[string]any, []any:
+		// Objects (a cart, an address) are interned whole, once per event:
+		// encoding/json's reflection was a large part of building a column.
+		if b, ok := appendCanon(make([]byte, 0, 64), v); ok {
+			return string(b)
+		}
 	}
 	return condition.CanonicalJSON(v)
+}
+
+// appendCanon appends v's canonical JSON (as condition.CanonicalJSON
+// writes it: object keys sorted, numbers as float64) for values made of
+// objects, arrays, plain strings, booleans, null and float64 in
+// encoding/json's plain range; ok is false for anything else, which
+// CanonicalJSON must encode.
+func appendCanon(b []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case bool:
+		return strconv.AppendBool(b, x), true
+	case string:
+		return appendPlainString(b, x)
+	case float64:
+		if a := math.Abs(x); a == 0 || (a >= 1e-6 && a < 1e21) {
+			return strconv.AppendFloat(b, x, 'f', -1, 64), true
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ok bool
+			if b, ok = appendPlainString(b, k); !ok {
+				return b, false
+			}
+			b = append(b, ':')
+			if b, ok = appendCanon(b, x[k]); !ok {
+				return b, false
+			}
+		}
+		return append(b, '}'), true
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ok bool
+			if b, ok = appendCanon(b, e); !ok {
+				return b, false
+			}
+		}
+		return append(b, ']'), true
+	}
+	return b, false
+}
+
+// appendPlainString quotes s when encoding/json would write it as itself.
+func appendPlainString(b []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return b, false
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), true
 }
 
 // root maps a profile number to the live root it belongs to.

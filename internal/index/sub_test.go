@@ -298,3 +298,45 @@ func TestDateRangeBuckets(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonKeyMatchesCanonicalJSON: the index's fast canonical keys are
+// condition.CanonicalJSON's, byte for byte, for random nested values
+// (objects, arrays, numbers of every size, strings needing escapes).
+func TestCanonKeyMatchesCanonicalJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	strs := []string{"", "a", "Electronics", "a\"b", "x<y", "é", "tab\t", "k.v", "&"}
+	var gen func(depth int) any
+	gen = func(depth int) any {
+		switch k := r.IntN(8); {
+		case k == 0:
+			return nil
+		case k == 1:
+			return r.IntN(2) == 0
+		case k == 2:
+			return strs[r.IntN(len(strs))]
+		case k == 3:
+			return []float64{0, math.Copysign(0, -1), 1.5, -3, 1e-7, 1e21, 123456789.25, 1e300}[r.IntN(8)]
+		case k == 4:
+			return json.Number("2.50")
+		case depth < 3 && k < 6:
+			m := map[string]any{}
+			for range r.IntN(4) {
+				m[strs[r.IntN(len(strs))]] = gen(depth + 1)
+			}
+			return m
+		case depth < 3:
+			a := make([]any, r.IntN(4))
+			for i := range a {
+				a[i] = gen(depth + 1)
+			}
+			return a
+		}
+		return float64(r.IntN(100))
+	}
+	for range 20000 {
+		v := gen(0)
+		if got, want := canonKey(v), condition.CanonicalJSON(v); got != want {
+			t.Fatalf("%#v: canonKey %s, CanonicalJSON %s", v, got, want)
+		}
+	}
+}
