@@ -243,12 +243,6 @@ func (x *Index) Apply(c *ingest.Changes) {
 	}
 }
 
-// SetRetention makes events before from invisible.
-func (x *Index) SetRetention(from time.Time) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.retainFrom = from.UnixNano()
-}
 
 // setTraits moves num from its old values' bitmaps to its new ones'.
 func (x *Index) setTraits(num uint32, old, cur map[string]any) {
