@@ -243,7 +243,6 @@ func (x *Index) Apply(c *ingest.Changes) {
 	}
 }
 
-
 // setTraits moves num from its old values' bitmaps to its new ones'.
 func (x *Index) setTraits(num uint32, old, cur map[string]any) {
 	for k, v := range old {
