@@ -10,7 +10,16 @@
 //     list of the distinct numeric values for range scans;
 //   - per event name, a column store of its occurrences in arrival order:
 //     profile number, timestamp, and one dictionary-encoded column per
-//     property path, with per-block time bounds so windows skip blocks.
+//     property path, with per-block time bounds so windows skip blocks;
+//     sealed parts (immutable, read from mapped files once checkpointed)
+//     then a mutable head (part.go).
+//
+// A persisted index (Open, checkpoint.go) lives in its own directory:
+// part files, a checkpoint file with everything else, and CURRENT; the
+// changes since the checkpoint are in the store's journal (journal.go),
+// written in each commit's batch. Those files are a cache: the store's
+// events and profiles are the truth, and the index is rebuilt from them
+// when the files are missing, damaged or stale.
 //
 // An event scan counts qualifying events into dense per-profile arrays,
 // partitioned by profile range when those outgrow the cache (accum.go).

@@ -119,7 +119,7 @@ type scratch struct {
 	stage  []uint64   // a block's qualifying events (number<<32 | value id)
 	parts  [][]uint64 // accum's partition buffers, empty between uses
 	size   int        // the scan's profile numbers: the arrays' used length
-	blocks []int32    // the blocks a scan reads
+	blocks []uint64   // the blocks a scan reads: run<<32 | block
 	fbuf   [][]uint32 // per where-predicate, a block's value ids
 	abuf   []uint32   // a block's aggregate value ids
 }
@@ -268,7 +268,7 @@ func (s *scratch) result(fn condition.AggFn, root uint32) (float64, bool) {
 // runs of blocks counted by parallel workers into scratches of their own,
 // then merged into s.
 func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now time.Time, s *scratch) {
-	p := scanPlan{ctx: ctx, col: col, lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes}
+	p := scanPlan{ctx: ctx, runs: col.runs(), lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes, aggK: -1}
 	switch n.Window.Kind {
 	case condition.WindowLast:
 		p.lo = max(p.lo, now.Add(-n.Window.Last).UnixNano()+1)
@@ -294,7 +294,7 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 		for id := 1; id < len(pc.dict); id++ {
 			ok[id] = w.Match(pc.dict[id], true, now)
 		}
-		p.filters = append(p.filters, filterPlan{&pc.ids, ok})
+		p.filters = append(p.filters, filterPlan{pc.k, ok})
 	}
 	// The aggregate's column, with each value's number decided once.
 	agg := n.Aggregate
@@ -305,7 +305,7 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 			masked = true
 		}
 		if pc := col.props[agg.Property]; pc != nil {
-			p.aggIDs = &pc.ids
+			p.aggK = pc.k
 			p.nums = make([]float64, len(pc.dict))
 			p.nums[0] = math.NaN()
 			for id := 1; id < len(pc.dict); id++ {
@@ -325,7 +325,7 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 		}
 	}
 	switch {
-	case p.aggIDs == nil:
+	case p.aggK < 0:
 		p.mode = accCount
 	case masked:
 		p.mode = accMask
@@ -336,11 +336,13 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 	}
 	s.prepare(p.size, agg, masked)
 
-	// The blocks whose time bounds meet the window.
+	// The blocks whose time bounds meet the window, in every run.
 	blocks := s.blocks[:0]
-	for b, bl := range col.blocks {
-		if bl.max >= p.lo && bl.min <= p.hi {
-			blocks = append(blocks, int32(b))
+	for r, rn := range p.runs {
+		for b, bl := range rn.blocks {
+			if bl.max >= p.lo && bl.min <= p.hi {
+				blocks = append(blocks, uint64(r)<<32|uint64(b))
+			}
 		}
 	}
 	s.blocks = blocks
@@ -396,42 +398,42 @@ func (x *Index) scanSplit(nblocks, size int) int {
 // scanPlan is what every worker of one scan shares, read only.
 type scanPlan struct {
 	ctx     context.Context // scanBlocks stops when it is done
-	col     *eventCol
+	runs    []*run
 	lo, hi  int64 // the window, inclusive, in Unix nanoseconds
 	size    int   // profile numbers
 	bytes   int   // Index.partBytes
 	filters []filterPlan
-	aggIDs  *idCol    // the aggregate's column, or nil
+	aggK    int       // the aggregate's property column, or -1
 	nums    []float64 // aggregate value id → number; NaN: not one
 	mode    accMode
 }
 
 // filterPlan is one where-predicate, decided per value id of its column.
 type filterPlan struct {
-	ids *idCol
-	ok  []bool
+	k  int // the property column
+	ok []bool
 }
 
 // scanBlocks counts the qualifying events of the given blocks into s.
-func (p *scanPlan) scanBlocks(s *scratch, blocks []int32) {
+func (p *scanPlan) scanBlocks(s *scratch, blocks []uint64) {
 	a := accum{s: s, nums: p.nums, bytes: p.bytes, mode: p.mode}
 	a.partition(p.size)
 	s.fbuf = grow(s.fbuf, len(p.filters))
 	bufs := s.fbuf[:len(p.filters)]
 	stage := s.stage[:0]
-	col := p.col
-	for k, b := range blocks {
+	for k, ref := range blocks {
 		if k%64 == 63 && p.ctx.Err() != nil {
 			return // given up: the caller checks the context
 		}
+		col, b := p.runs[ref>>32], int(uint32(ref))
 		bl := col.blocks[b]
-		start, end := int(b)*blockSize, min(int(b+1)*blockSize, len(col.prof))
+		start, end := b*blockSize, min((b+1)*blockSize, len(col.prof))
 		for k, f := range p.filters {
-			bufs[k] = f.ids.decode(grow(bufs[k], blockSize), start, end)
+			bufs[k] = col.decodeIDs(f.k, grow(bufs[k], blockSize), start, end)
 		}
 		var aggBlock []uint32
-		if p.aggIDs != nil {
-			s.abuf = p.aggIDs.decode(grow(s.abuf, blockSize), start, end)
+		if p.aggK >= 0 {
+			s.abuf = col.decodeIDs(p.aggK, grow(s.abuf, blockSize), start, end)
 			aggBlock = s.abuf
 		}
 		// Stage the block's qualifying events as number<<32 | value id

@@ -46,6 +46,22 @@ type Index struct {
 	partBytes  int       // see SetScanCacheBytes; 0: the default
 	// See SetScanParallel.
 	scanWorkers, scanMinEvents, scanPerProfile int
+
+	// Persistence (checkpoint.go): dir is "" for an index kept in memory
+	// only. The writer owns these.
+	ws         uint32
+	dir        string
+	jseq       uint64 // the last journal entry written or replayed
+	ckptSeq    uint64 // the journal entries through this one are in the checkpoint on disk
+	nextPart   uint64 // names the next part file
+	sealEvents int    // seal a column's head when it holds this many events (0: at checkpoints only)
+	headEvents int    // events applied since the last checkpoint
+	lastCkpt   time.Time
+	// lastEventSeq is the store's event seq the index has reached (checked
+	// against the store's counters when a checkpoint is opened).
+	lastEventSeq uint64
+	replayed     int  // journal entries applied by Open
+	closed       bool // Close was called: no commit may reach it
 }
 
 type traitIdx struct {
@@ -76,11 +92,14 @@ type eventCol struct {
 	// hasDeleted: the column holds events of deleted profiles, to drop at
 	// the next Retain.
 	hasDeleted bool
-	prof       []uint32
-	ts         []int64
-	props      map[string]*propCol
-	order      []*propCol // props' columns in creation order
-	blocks     []block
+	// parts: the sealed runs of older events, oldest first (part.go); the
+	// fields below are the head, where new events are appended.
+	parts  []*part
+	prof   []uint32
+	ts     []int64
+	props  map[string]*propCol
+	order  []*propCol // props' columns in creation order
+	blocks []block
 	// A profile's events, for one profile's evaluation: chained newest
 	// first by timestamp, from byProf[n] through next. An event arriving
 	// late is inserted at its place (walking past the newer ones), so a
@@ -94,7 +113,8 @@ type eventCol struct {
 type block struct{ min, max int64 }
 
 type propCol struct {
-	ids   idCol             // per event; 0 = the event lacks the path
+	k     int               // the column's place in eventCol.order (and in every run's ids)
+	ids   idCol             // per event of the head; 0 = the event lacks the path
 	dict  []any             // id → value; dict[0] unused
 	byKey map[string]uint32 // canonical JSON → id, for values not below
 	// Numbers and strings by their own value: no canonical JSON to build
@@ -142,6 +162,26 @@ func (col *propCol) intern(v any) uint32 {
 	return id
 }
 
+// index enters dictionary value v with id into the lookup intern uses
+// (reading a checkpoint).
+func (col *propCol) index(v any, id uint32) {
+	if f, ok := condition.Number(v); ok && !math.IsNaN(f) {
+		if col.byNum == nil {
+			col.byNum = map[uint64]uint32{}
+		}
+		col.byNum[math.Float64bits(f)] = id
+		return
+	}
+	if x, ok := v.(string); ok {
+		if col.byStr == nil {
+			col.byStr = map[string]uint32{}
+		}
+		col.byStr[x] = id
+		return
+	}
+	col.byKey[canonKey(v)] = id
+}
+
 func (col *propCol) add(v any) uint32 {
 	col.dict = append(col.dict, v)
 	return uint32(len(col.dict) - 1)
@@ -176,6 +216,7 @@ func Load(ctx context.Context, r pebble.Reader, ws uint32) (*Index, error) {
 // LoadWith is Load with options (progress reports).
 func LoadWith(ctx context.Context, r pebble.Reader, ws uint32, o LoadOptions) (*Index, error) {
 	x := New()
+	x.sealEvents = o.SealEvents
 	meter := newLoadMeter(r, ws, o.Progress)
 	err := store.ScanLinks(r, ws, func(from, to uint32) error {
 		x.parent[from] = to
@@ -203,6 +244,8 @@ func LoadWith(ctx context.Context, r pebble.Reader, ws uint32, o LoadOptions) (*
 	// spread over the cores, the index built in key order on this one.
 	err = store.ScanEventsParallel(ctx, r, ws, min(runtime.GOMAXPROCS(0), 4), func(ev store.StoredEvent) error {
 		x.addEvent(ev.Profile, ev.Name, ev.Timestamp, ev.Properties)
+		x.maybeSeal(ev.Name)
+		x.lastEventSeq = max(x.lastEventSeq, ev.Seq)
 		meter.event(ev.Timestamp, ev.Profile)
 		return nil
 	})
@@ -216,7 +259,25 @@ func LoadWith(ctx context.Context, r pebble.Reader, ws uint32, o LoadOptions) (*
 // Apply applies one commit's changes.
 func (x *Index) Apply(c *ingest.Changes) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	x.apply(c)
+	x.mu.Unlock()
+	x.headEvents += len(c.Events)
+	if x.sealEvents > 0 {
+		for _, e := range c.Events {
+			x.maybeSeal(e.Name)
+		}
+	}
+}
+
+// maybeSeal seals event name's head when it reached sealEvents. The
+// caller is the writer, not holding the lock.
+func (x *Index) maybeSeal(name string) {
+	if c := x.events[name]; c != nil && x.sealEvents > 0 && len(c.prof) >= x.sealEvents {
+		x.sealHead(c)
+	}
+}
+
+func (x *Index) apply(c *ingest.Changes) {
 	for _, m := range c.Merges {
 		x.parent[m.Src] = m.Dst
 		x.kids[m.Dst] = append(x.kids[m.Dst], m.Src)
@@ -240,6 +301,7 @@ func (x *Index) Apply(c *ingest.Changes) {
 	}
 	for _, e := range c.Events {
 		x.addEvent(e.Num, e.Name, e.Timestamp, e.Properties)
+		x.lastEventSeq = max(x.lastEventSeq, e.Seq)
 	}
 }
 
@@ -389,7 +451,7 @@ func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string
 	for _, e := range pv {
 		col := c.props[e.path]
 		if col == nil {
-			col = &propCol{ids: newIDCol(i), dict: []any{nil}, byKey: map[string]uint32{}}
+			col = &propCol{k: len(c.order), ids: newIDCol(i), dict: []any{nil}, byKey: map[string]uint32{}}
 			c.props[e.path] = col
 			c.order = append(c.order, col)
 		}

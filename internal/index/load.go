@@ -1,6 +1,7 @@
 package index
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -16,6 +17,15 @@ type LoadOptions struct {
 	// nothing is on disk yet) and are measured by profile number; events
 	// are measured by day and profile number (store.LoadSpan.Fraction).
 	Progress func(fraction float64)
+	// Dir, for Open, is the directory the index is persisted in ("": in
+	// memory only).
+	Dir string
+	// SealEvents seals an event column's head into a part once it holds
+	// this many events (0: only at checkpoints). Tests set it small so
+	// that every query crosses parts and heads.
+	SealEvents int
+	// Logger reports how Open found the index.
+	Logger *slog.Logger
 }
 
 // loadMeter turns a load's position into Progress calls; nil reports

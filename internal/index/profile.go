@@ -30,11 +30,12 @@ func (x *Index) IsLive(n uint32) bool { return x.all.Contains(n) }
 // Event is one event of one profile, as EachEvent yields it.
 type Event struct {
 	col *eventCol
+	run *run
 	i   int32
 }
 
 // Time is the event's timestamp.
-func (e Event) Time() time.Time { return time.Unix(0, e.col.ts[e.i]).UTC() }
+func (e Event) Time() time.Time { return time.Unix(0, e.run.ts[e.i]).UTC() }
 
 // Prop returns the value at a property path (model.Lookup's semantics).
 func (e Event) Prop(path string) (any, bool) {
@@ -42,7 +43,7 @@ func (e Event) Prop(path string) (any, bool) {
 	if pc == nil {
 		return nil, false
 	}
-	id := pc.ids.at(int(e.i))
+	id := e.run.idAt(pc.k, e.i)
 	if id == 0 {
 		return nil, false
 	}
@@ -69,13 +70,29 @@ func (x *Index) EachEventSince(root uint32, name string, from time.Time, fn func
 	if !from.IsZero() && from.After(minInstant) {
 		lo = max(lo, from.UnixNano())
 	}
-	for _, n := range x.Nums(root) {
-		head, ok := c.byProf[n]
-		if !ok {
-			continue
+	nums := x.Nums(root)
+	walk := func(r *run, head int32) {
+		for i := head; i >= 0 && r.ts[i] >= lo; i = r.next[i] {
+			fn(Event{c, r, i})
 		}
-		for i := head; i >= 0 && c.ts[i] >= lo; i = c.next[i] {
-			fn(Event{c, i})
+	}
+	for _, p := range c.parts {
+		if p.max < lo {
+			continue // the whole part is older than the window
+		}
+		for _, n := range nums {
+			if head, ok := p.firstPos(n); ok {
+				walk(&p.run, head)
+			}
+		}
+	}
+	var hr *run
+	for _, n := range nums {
+		if head, ok := c.byProf[n]; ok {
+			if hr == nil {
+				hr = c.head()
+			}
+			walk(hr, head)
 		}
 	}
 }
@@ -100,9 +117,17 @@ func (x *Index) EventProfiles(name string) *roaring.Bitmap {
 	if c == nil {
 		return out
 	}
-	for num := range c.byProf {
+	add := func(num uint32) {
 		if r, ok := x.root(num); ok {
 			out.Add(r)
+		}
+	}
+	for num := range c.byProf {
+		add(num)
+	}
+	for _, p := range c.parts {
+		for _, num := range p.hprof {
+			add(num)
 		}
 	}
 	return out

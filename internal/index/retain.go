@@ -1,6 +1,7 @@
 package index
 
 import (
+	"slices"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -30,22 +31,39 @@ func (x *Index) Retain(from time.Time) map[string]*roaring.Bitmap {
 			out[name] = lost
 		}
 	}
+	var dead []*part
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	x.retainFrom = cut
 	x.gen++
 	for name, nc := range fresh {
-		if len(nc.prof) == 0 {
+		for _, p := range x.events[name].parts {
+			if !slices.Contains(nc.parts, p) {
+				dead = append(dead, p)
+			}
+		}
+		if nc.events() == 0 {
 			delete(x.events, name)
 		} else {
 			x.events[name] = nc
 		}
 	}
+	x.mu.Unlock()
+	// No reader holds a column swapped out (they read under the lock):
+	// the files of the parts dropped or copied can be unmapped; the next
+	// checkpoint deletes them.
+	for _, p := range dead {
+		p.file.close()
+	}
 	return out
 }
 
-// hasBefore reports whether any block holds an event before cut.
+// hasBefore reports whether any event is before cut.
 func (c *eventCol) hasBefore(cut int64) bool {
+	for _, p := range c.parts {
+		if p.min < cut {
+			return true
+		}
+	}
 	for _, b := range c.blocks {
 		if b.min < cut {
 			return true
@@ -54,59 +72,100 @@ func (c *eventCol) hasBefore(cut int64) bool {
 	return false
 }
 
-// compact copies the events of c at or after cut, of profiles not
-// deleted, into a new column. lost gets the live roots of the events
-// dropped that were visible before (at or after prev).
+// compact makes the column without the events before cut and those of
+// deleted profiles: parts wholly before cut go, parts that hold none of
+// them stay as they are (shared, still on disk), the others and the head
+// are copied (the copies of parts are new parts in memory, written at the
+// next checkpoint). lost gets the live roots of the events dropped that
+// were visible before (at or after prev).
 func (x *Index) compact(c *eventCol, cut, prev int64, lost *roaring.Bitmap) *eventCol {
 	nc := &eventCol{props: make(map[string]*propCol, len(c.props)), byProf: map[uint32]int32{}}
-	cols := make([]*propCol, len(c.order))
-	for i, col := range c.order {
-		n := &propCol{ids: newIDCol(0), dict: col.dict, byKey: col.byKey, byNum: col.byNum, byStr: col.byStr,
-			counts: make([]uint32, len(col.counts))}
-		cols[i] = n
+	for _, col := range c.order {
+		n := &propCol{k: col.k, ids: newIDCol(0), dict: col.dict, byKey: col.byKey, byNum: col.byNum, byStr: col.byStr,
+			counts: slices.Clone(col.counts)}
 		nc.order = append(nc.order, n)
 	}
 	for path, col := range c.props {
-		for i, o := range c.order {
-			if o == col {
-				nc.props[path] = cols[i]
-			}
-		}
+		nc.props[path] = nc.order[col.k]
 	}
-	for i, num := range c.prof {
-		t := c.ts[i]
-		if x.deleted.Contains(num) {
-			continue
-		}
-		if t < cut {
-			if t >= prev {
-				if r, ok := x.root(num); ok {
-					lost.Add(r)
+	// copyRun appends the events of r that stay to dst (whose columns are
+	// cols) and uncounts the others.
+	copyRun := func(r *run, dst *eventCol, cols []*propCol) {
+		for i, num := range r.prof {
+			if x.deleted.Contains(num) {
+				continue // uncounted when deleted
+			}
+			if t := r.ts[i]; t < cut {
+				if t >= prev {
+					if root, ok := x.root(num); ok {
+						lost.Add(root)
+					}
 				}
+				for k, col := range nc.order {
+					if id := r.idAt(k, int32(i)); id != 0 && int(id) < len(col.counts) && col.counts[id] > 0 {
+						col.counts[id]--
+					}
+				}
+				continue
 			}
-			continue
-		}
-		nc.appendEvent(num, t)
-		for k, col := range c.order {
-			cols[k].push(col.ids.at(i))
+			dst.appendEvent(num, r.ts[i])
+			for k, col := range cols {
+				col.ids.add(r.idAt(k, int32(i)))
+			}
 		}
 	}
+	for _, p := range c.parts {
+		if p.min >= cut && !p.holdsAny(x.deleted) {
+			nc.parts = append(nc.parts, p)
+			continue
+		}
+		tmp := &eventCol{byProf: map[uint32]int32{}}
+		cols := make([]*propCol, len(c.order))
+		for k := range cols {
+			cols[k] = &propCol{k: k, ids: newIDCol(0)}
+		}
+		copyRun(&p.run, tmp, cols)
+		if len(tmp.prof) == 0 {
+			continue
+		}
+		r := run{prof: tmp.prof, ts: tmp.ts, next: tmp.next, blocks: tmp.blocks, ids: make([]*idCol, len(cols))}
+		for k, col := range cols {
+			r.ids[k] = &col.ids
+		}
+		nc.parts = append(nc.parts, newPart(r, tmp.byProf))
+	}
+	copyRun(c.head(), nc, nc.order)
 	return nc
+}
+
+// holdsAny reports whether the part holds an event of a profile in set.
+func (p *part) holdsAny(set *roaring.Bitmap) bool {
+	if set.IsEmpty() {
+		return false
+	}
+	for _, n := range p.hprof {
+		if set.Contains(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // uncount removes a deleted profile's events from the value counts and
 // marks their columns (the events themselves go at the next Retain).
 func (x *Index) uncount(n uint32) {
 	for _, c := range x.events {
-		head, ok := c.byProf[n]
-		if !ok {
-			continue
-		}
-		c.hasDeleted = true
-		for i := head; i >= 0; i = c.next[i] {
-			for _, col := range c.order {
-				if id := col.ids.at(int(i)); id != 0 && int(id) < len(col.counts) && col.counts[id] > 0 {
-					col.counts[id]--
+		for _, r := range c.runs() {
+			head, ok := r.first(n)
+			if !ok {
+				continue
+			}
+			c.hasDeleted = true
+			for i := head; i >= 0; i = r.next[i] {
+				for _, col := range c.order {
+					if id := r.idAt(col.k, i); id != 0 && int(id) < len(col.counts) && col.counts[id] > 0 {
+						col.counts[id]--
+					}
 				}
 			}
 		}

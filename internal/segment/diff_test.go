@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,13 +31,20 @@ var genNow = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 // world is a workspace loaded through the real ingestion path, with its
 // index kept current by the change feed.
 type world struct {
-	st *store.Store
-	g  *ingest.Ingester
-	ws *ingest.Workspace
-	ix *index.Index
+	st      *store.Store
+	g       *ingest.Ingester
+	ws      *ingest.Workspace
+	ix      *index.Index
+	ckptErr error // the first failed checkpoint
 }
 
-func newWorld(t testing.TB) *world {
+func newWorld(t testing.TB) *world { return newWorldWith(t, "") }
+
+// newWorldWith is newWorld with the index persisted in dir (when not ""):
+// the change feed journals every commit, heads are sealed every 97 events
+// of a name, and a checkpoint is written every 2,100 events, so the data
+// ends up spread over parts on disk, parts in memory and heads.
+func newWorldWith(t testing.TB, dir string) *world {
 	t.Helper()
 	st, err := store.Open("", store.Options{FS: vfs.NewMem(), CacheBytes: 32 << 20})
 	if err != nil {
@@ -44,9 +52,19 @@ func newWorld(t testing.TB) *world {
 	}
 	w := &world{st: st, ix: index.New()}
 	w.g, err = ingest.New(st, ingest.Options{
-		Limits:  config.Default().Limits,
-		Now:     func() time.Time { return genNow },
-		OnApply: func(_ *ingest.Workspace, c *ingest.Changes, _ *pebble.Batch) error { w.ix.Apply(c); return nil },
+		Limits: config.Default().Limits,
+		Now:    func() time.Time { return genNow },
+		OnApply: func(_ *ingest.Workspace, c *ingest.Changes, b *pebble.Batch) error {
+			w.ix.Apply(c)
+			return w.ix.Journal(b, c)
+		},
+		OnCommitted: func(uint64) {
+			if w.ix.CheckpointDue(2100, time.Hour, time.Now()) {
+				if err := w.ix.Checkpoint(st.DB(), st.Sync); err != nil {
+					w.ckptErr = err
+				}
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +73,13 @@ func newWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.g.Close(); st.Close() })
+	if dir != "" {
+		w.ix, err = index.Open(context.Background(), st.DB(), w.ws.Num, index.LoadOptions{Dir: dir, SealEvents: 97})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { w.g.Close(); w.ix.Close(); st.Close() })
 	return w
 }
 
@@ -315,18 +339,39 @@ func (c *condGen) event() string {
 // TestDifferentialAgainstOracle runs thousands of random conditions over
 // generated data and compares members and per-leaf criteria counts with
 // the brute-force oracle evaluated from the raw stored profiles and events.
+//
+// Three indexes answer: the one the change feed kept current, persisted
+// (journaled, checkpointed into part files every 2,100 events, heads
+// sealed into parts every 97); one loaded from the stored events, heads
+// sealed every 50 events, in memory; and one opened from the first's
+// checkpoint and journal, as a restart does.
 func TestDifferentialAgainstOracle(t *testing.T) {
-	w := newWorld(t)
+	dir := t.TempDir()
+	w := newWorldWith(t, dir)
 	w.load(t, gen.Config{Seed: 7, Profiles: 400, Events: 6000, Now: genNow, Days: 40})
+	if w.ckptErr != nil {
+		t.Fatal(w.ckptErr)
+	}
 	raw := w.profiles(t)
 	if len(raw) < 300 {
 		t.Fatalf("only %d profiles loaded", len(raw))
 	}
 	// The index loaded from the store must answer like the one the change
 	// feed kept current.
-	loaded, err := index.Load(context.Background(), w.st.DB(), w.ws.Num)
+	loaded, err := index.LoadWith(context.Background(), w.st.DB(), w.ws.Num, index.LoadOptions{SealEvents: 50})
 	if err != nil {
 		t.Fatal(err)
+	}
+	reopened, err := index.Open(context.Background(), w.st.DB(), w.ws.Num, index.LoadOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	if files, _ := filepath.Glob(filepath.Join(dir, "p-*.col")); len(files) < 10 {
+		t.Fatalf("%d part files: the test must cross parts on disk", len(files))
+	}
+	if n := reopened.Replayed(); n == 0 {
+		t.Fatal("the reopened index replayed no journal entry: the test must cover the tail after a checkpoint")
 	}
 	// The loaded index counts event scans in partitions of 4 profiles and
 	// buffers of 8 events, as a large workspace does at scale,
@@ -393,6 +438,13 @@ func TestDifferentialAgainstOracle(t *testing.T) {
 		}
 		if !fast.Members.Equals(want) {
 			t.Fatalf("condition %d %s: the loaded index without criteria gives %d members, oracle %d", i, src, fast.Members.GetCardinality(), want.GetCardinality())
+		}
+		re, err := segment.Evaluate(reopened, n, now, refFn, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !re.Members.Equals(want) {
+			t.Fatalf("condition %d %s: the reopened index gives %d members, oracle %d", i, src, re.Members.GetCardinality(), want.GetCardinality())
 		}
 		for j, c := range got.Criteria {
 			if c.Path != leaves[j].Path || c.Size != crit[j] {

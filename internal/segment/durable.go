@@ -1,6 +1,11 @@
 package segment
 
-import "sync"
+import (
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
 
 // durability tracks, per workspace, which change seqs are durable: those
 // written before a commit group that has been synced. Only durable changes
@@ -34,6 +39,7 @@ func (d *durability) written(ws uint32, seq uint64) {
 // OnCommitted is the ingestion path's hook: what was written so far went
 // into group gen.
 func (m *Manager) OnCommitted(gen uint64) {
+	m.checkpoint()
 	d := &m.dur
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -81,5 +87,31 @@ func (m *Manager) setDurable(ws uint32, seq uint64) {
 	defer d.mu.Unlock()
 	if seq > d.durable[ws] {
 		d.durable[ws] = seq
+	}
+}
+
+// checkpoint writes the checkpoint of every persisted index that is due
+// (index.Checkpoint). It runs on the applier goroutine, between commits:
+// each index then holds exactly what the store committed. A checkpoint
+// that fails is logged and tried again at the next commit; the journal
+// keeps everything since the last good one.
+func (m *Manager) checkpoint() {
+	if m.opts.IndexDir == "" {
+		return
+	}
+	now := time.Now()
+	m.mu.RLock()
+	spaces := slices.Collect(maps.Values(m.spaces))
+	m.mu.RUnlock()
+	for _, sp := range spaces {
+		if !sp.ix.CheckpointDue(m.opts.CheckpointEvents, m.opts.CheckpointEvery, now) {
+			continue
+		}
+		start := time.Now()
+		if err := sp.ix.Checkpoint(m.st.DB(), m.st.Sync); err != nil {
+			m.log.Error("index checkpoint failed; the journal keeps the changes since the last one", "err", err)
+			continue
+		}
+		m.m.checkpoint.Observe(time.Since(start).Seconds())
 	}
 }

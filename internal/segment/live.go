@@ -278,6 +278,9 @@ type touch struct {
 func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batch) error {
 	sp := m.space(w)
 	sp.ix.Apply(c)
+	if err := sp.ix.Journal(b, c); err != nil {
+		return err
+	}
 	lv, err := sp.liveState(b)
 	if err != nil {
 		return err

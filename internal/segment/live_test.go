@@ -64,6 +64,13 @@ func openLiveOpts(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options, lim
 		t.Fatal(err)
 	}
 	opts.Now, opts.BuildWait = clk.Now, time.Minute
+	if opts.IndexDir == "" {
+		// The index persisted beside the store, across reopenings of the
+		// same fs, checkpointed every 40 events, heads sealed every 7:
+		// every evaluation crosses parts on disk, in memory and heads.
+		opts.IndexDir = indexDirFor(t, fs)
+		opts.CheckpointEvents, opts.SealEvents = 40, 7
+	}
 	m, err := segment.Open(context.Background(), st, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -89,9 +96,22 @@ func openLiveOpts(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options, lim
 	return &liveWorld{fs: fs, st: st, g: g, m: m, ws: ws, clk: clk}
 }
 
+// indexDirs are the index directories of the stores' file systems.
+var indexDirs sync.Map
+
+func indexDirFor(t testing.TB, fs vfs.FS) string {
+	if d, ok := indexDirs.Load(fs); ok {
+		return d.(string)
+	}
+	d := t.TempDir()
+	indexDirs.Store(fs, d)
+	return d
+}
+
 func (w *liveWorld) close() {
 	w.m.Close()
 	w.g.Close()
+	w.m.CloseIndexes()
 	w.st.Close()
 }
 

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,6 +138,19 @@ type Options struct {
 	// Progress, when set, is called during Open with the fraction loaded
 	// (0 to 1, never decreasing; see progress.go for how it is weighed).
 	Progress func(fraction float64)
+	// IndexDir, when set, persists every workspace's index under it (in a
+	// directory named by the workspace's number): a start opens it rather
+	// than reading every stored event (index.Open).
+	IndexDir string
+	// CheckpointEvents and CheckpointEvery say when an index checkpoint is
+	// written: once this many events arrived since the last one (0: 2M),
+	// or this long after it when anything changed (0: 5 minutes).
+	CheckpointEvents int
+	CheckpointEvery  time.Duration
+	// SealEvents seals an event column's head into a part in memory once
+	// it holds this many events (0: at checkpoints only); tests set it
+	// small.
+	SealEvents int
 }
 
 // Manager owns every workspace's segments.
@@ -186,6 +201,12 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 	if opts.BuildWait == 0 {
 		opts.BuildWait = 2 * time.Second
 	}
+	if opts.CheckpointEvents == 0 {
+		opts.CheckpointEvents = 2_000_000
+	}
+	if opts.CheckpointEvery == 0 {
+		opts.CheckpointEvery = 5 * time.Minute
+	}
 	m := &Manager{st: st, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
 		spaces: map[uint32]*space{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -198,7 +219,7 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 	prog := newOpenProgress(st, wss, opts.Progress)
 	for i, w := range wss {
 		start := time.Now()
-		ix, err := index.LoadWith(ctx, st.DB(), w.Num, index.LoadOptions{Progress: prog.index(i)})
+		ix, err := index.Open(ctx, st.DB(), w.Num, m.indexOptions(w.Num, prog.index(i)))
 		if err != nil {
 			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
 		}
@@ -307,6 +328,25 @@ func (m *Manager) Close() {
 	m.wg.Wait()
 }
 
+// CloseIndexes releases the indexes' files. The ingestion path must be
+// closed first: no commit may reach an index after.
+func (m *Manager) CloseIndexes() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, sp := range m.spaces {
+		sp.ix.Close()
+	}
+}
+
+// indexOptions are how workspace ws's index is opened.
+func (m *Manager) indexOptions(ws uint32, progress func(float64)) index.LoadOptions {
+	o := index.LoadOptions{Progress: progress, SealEvents: m.opts.SealEvents, Logger: m.log}
+	if m.opts.IndexDir != "" {
+		o.Dir = filepath.Join(m.opts.IndexDir, strconv.FormatUint(uint64(ws), 10))
+	}
+	return o
+}
+
 func (m *Manager) loadSegments(sp *space, ws uint32) error {
 	var ids []string
 	err := store.ScanSegments(m.st.DB(), ws, func(id string, rec []byte) error {
@@ -345,7 +385,10 @@ func (m *Manager) space(w *ingest.Workspace) *space {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if sp = m.spaces[w.Num]; sp == nil {
-		sp = &space{ws: w, ix: index.New(), segs: map[string]*seg{}}
+		// A workspace made since the start: nothing of it is stored yet.
+		ix := index.New()
+		ix.Persist(w.Num, m.indexOptions(w.Num, nil))
+		sp = &space{ws: w, ix: ix, segs: map[string]*seg{}}
 		sp.publish(nil)
 		m.spaces[w.Num] = sp
 	}

@@ -15,6 +15,8 @@ type metrics struct {
 	build     prometheus.Observer
 	query     prometheus.Observer
 	throttled prometheus.Counter
+	// checkpoint times index checkpoints (index.Checkpoint).
+	checkpoint prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,13 +37,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		query: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "cohort_query_seconds", Help: "Time to evaluate a query with its criteria counts.", Buckets: buckets,
 		}),
+		checkpoint: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cohort_index_checkpoint_seconds", Help: "Time to write an index checkpoint (its new parts and checkpoint file), on the applier.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
+		}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cohort_bot_reevaluations_throttled_total", Help: "Re-evaluations of bot profiles deferred.",
 		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.changes, m.latency.(prometheus.Histogram), m.lateness.(prometheus.Histogram),
-			m.build.(prometheus.Histogram), m.query.(prometheus.Histogram), m.throttled)
+			m.build.(prometheus.Histogram), m.query.(prometheus.Histogram), m.throttled, m.checkpoint.(prometheus.Histogram))
 	}
 	return m
 }

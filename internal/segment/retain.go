@@ -23,6 +23,9 @@ func (m *Manager) Retain(ctx context.Context, w *ingest.Workspace, from time.Tim
 	sp := m.space(w)
 	return m.in.Run(ctx, w, func(b *pebble.Batch) error {
 		lost := sp.ix.Retain(from)
+		if err := sp.ix.JournalRetain(b, from); err != nil {
+			return err
+		}
 		lv, err := sp.liveState(b)
 		if err != nil {
 			return err

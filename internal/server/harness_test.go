@@ -25,10 +25,13 @@ const (
 // live is a real server listening on loopback, for tests that drive it
 // over HTTP the way clients do.
 type live struct {
-	t   testing.TB
-	srv *Server
-	url string
-	hc  *http.Client
+	t    testing.TB
+	srv  *Server
+	url  string
+	hc   *http.Client
+	cfg  config.Config
+	opts Options
+	stop func() // stops serving and closes the server
 }
 
 // startLive opens, listens and serves a server with a fresh data directory.
@@ -41,7 +44,17 @@ func startLive(t testing.TB, mod func(*config.Config), o Options) *live {
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := Open(cfg, o)
+	l := &live{t: t, cfg: cfg, opts: o}
+	l.start()
+	t.Cleanup(func() { l.stop() })
+	return l
+}
+
+// start opens the server on l's data directory and serves it.
+func (l *live) start() {
+	t := l.t
+	t.Helper()
+	srv, err := Open(l.cfg, l.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +66,13 @@ func startLive(t testing.TB, mod func(*config.Config), o Options) *live {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx) }()
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	l := &live{t: t, srv: srv, url: "http://" + srv.Addr(), hc: &http.Client{Transport: tr}}
-	t.Cleanup(func() {
+	l.srv, l.url, l.hc = srv, "http://"+srv.Addr(), &http.Client{Transport: tr}
+	stopped := false
+	l.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		if err := <-errc; err != nil {
 			t.Error(err)
@@ -63,11 +81,16 @@ func startLive(t testing.TB, mod func(*config.Config), o Options) *live {
 		if err := srv.Close(); err != nil {
 			t.Error(err)
 		}
-	})
+	}
 	if err := waitReady(ctx, l.hc, l.url+"/healthz"); err != nil {
 		t.Fatal(err)
 	}
-	return l
+}
+
+// restart closes the server cleanly and opens it again on the same data.
+func (l *live) restart() {
+	l.stop()
+	l.start()
 }
 
 // do sends one request with the right key for its route and decodes a JSON

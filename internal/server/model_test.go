@@ -49,7 +49,8 @@ var modelSegments = map[string]string{
 // TestModelRetentionAndWindows drives the real server with an injected
 // clock through random steps — events arriving late and in order, traits
 // with dates, merges, deletions, time passing across window edges and the
-// retention horizon, retention sweeps with change-log compaction — and
+// retention horizon, retention sweeps with change-log compaction, clean
+// restarts that open the persisted index from its checkpoint and journal — and
 // checks after every step that each segment's stored members equal a full
 // recompute at that instant and that replaying the change stream from
 // seq 0 yields them.
@@ -65,7 +66,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 		c.Retention = config.Duration(3 * 24 * time.Hour)
 		c.ChangeLogHorizon = config.Duration(24 * time.Hour)
 		c.Limits.BotEventsPerMinute = 6
-	}, Options{Now: clk.Now, BuildWait: time.Minute})
+	}, Options{Now: clk.Now, BuildWait: time.Minute, CheckpointEvents: 12, SealEvents: 5})
 	ctx := context.Background()
 	ids := slices.Sorted(maps.Keys(modelSegments))
 	ids = append(slices.DeleteFunc(ids, func(id string) bool { return id == "ever_a_no_b" }), "ever_a_no_b") // refers to others
@@ -117,9 +118,12 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			}
 			l.must(ctx, "POST", "/v1/batch", map[string]any{"batch": batch}, nil)
 			desc = "bot burst " + u
+		case op < 13 && r.IntN(3) == 0: // a restart: the index opens from its checkpoint and journal
+			l.restart()
+			desc = "restart"
 		case op < 13:
 			u := users[r.IntN(len(users))]
-			if code, err := l.do(ctx, "DELETE", "/api/users/"+u, nil, nil); err != nil || (code != 204 && code != 404) {
+			if code, err := l.do(ctx, "DELETE", "/api/users/"+u, nil, nil); code != 204 && code != 404 { // 404: deleted before
 				t.Fatalf("delete %s: %d %v", u, code, err)
 			}
 			desc = "delete " + u

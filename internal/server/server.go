@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -47,6 +48,9 @@ type Options struct {
 	// Progress, when set, hears how far OpenContext is, from 0 to 1
 	// (see segment.Options.Progress).
 	Progress func(fraction float64)
+	// CheckpointEvents and SealEvents tune the persisted indexes (see
+	// segment.Options); 0 keeps the defaults. Tests set them small.
+	CheckpointEvents, SealEvents int
 }
 
 // Server is a running Cohort.
@@ -102,7 +106,8 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 	s.log.Info("loading indexes and segments")
 	mgr, err := segment.Open(ctx, st, segment.Options{
 		Logger: s.log, Registerer: s.reg, Now: o.Now, BuildWait: o.BuildWait,
-		Progress: o.Progress,
+		Progress: o.Progress, IndexDir: filepath.Join(cfg.Data, "index"),
+		CheckpointEvents: o.CheckpointEvents, SealEvents: o.SealEvents,
 	})
 	if err == nil {
 		err = ctx.Err()
@@ -248,6 +253,9 @@ func (s *Server) Close() error {
 	if s.In != nil {
 		s.log.Info("stopping ingestion")
 		errs = append(errs, s.In.Close())
+	}
+	if s.Seg != nil {
+		s.Seg.CloseIndexes()
 	}
 	s.log.Info("closing store")
 	errs = append(errs, s.St.Close())

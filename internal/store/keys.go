@@ -21,6 +21,7 @@ const (
 	tagReject    = 'r'  // r ws seq → rejection record (JSON)
 	tagSchema    = 's'  // s ws kind name → schema entry (JSON)
 	tagEventName = 'n'  // n ws name → u32 event-name id
+	tagJournal   = 'J'  // J ws seq → one commit's index changes, until the index's next checkpoint
 )
 
 // Sub-tags of event keys: the primary copy by profile, and the name index.
@@ -204,3 +205,10 @@ const tagBot = 'B' // B ws num → u32 last minute (Unix minutes) the profile wa
 
 // BotKey marks a profile flagged as a bot.
 func BotKey(ws, num uint32) []byte { return appendU32(wsKey(tagBot, ws, 4), num) }
+
+// JournalKey is the key of the index journal's entry seq (package index
+// encodes the value).
+func JournalKey(ws uint32, seq uint64) []byte { return appendU64(wsKey(tagJournal, ws, 8), seq) }
+
+// JournalRange is a workspace's journal keys: [lo, hi).
+func JournalRange(ws uint32) (lo, hi []byte) { return wsRange(tagJournal, ws) }

@@ -1,0 +1,356 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cohortdb/cohort/internal/store"
+)
+
+// A persisted index lives in its own directory: sealed parts (part
+// files), one checkpoint file naming them with everything else, and
+// CURRENT naming that checkpoint. The store stays the source of truth:
+// every file here can be rebuilt from the stored events and profiles, and
+// is, when it is missing, corrupt or stale. Changes after the checkpoint
+// are in the store's journal (journal.go).
+
+const currentFile = "CURRENT"
+
+var errClosed = errors.New("index is closed")
+
+// Open returns a workspace's index. With o.Dir set it opens the index
+// persisted there and applies the journal written since its checkpoint;
+// when there is none (a first start, or a data directory from before
+// persisted indexes), or it fails its checks, it builds the index from
+// the stored events and profiles as LoadWith does, and the first
+// Checkpoint writes it. Without o.Dir it is LoadWith.
+func Open(ctx context.Context, db *pebble.DB, ws uint32, o LoadOptions) (*Index, error) {
+	if o.Dir == "" || !hostLittleEndian() {
+		return LoadWith(ctx, db, ws, o)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	x, err := openCheckpoint(ctx, db, ws, o)
+	if err == nil {
+		log.Info("index opened from its checkpoint", "dir", o.Dir, "journal_entries", x.replayed, "took", time.Since(start).Round(time.Millisecond))
+		return x, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		log.Info("no index checkpoint: building the index from the stored events", "dir", o.Dir)
+	} else {
+		log.Error("index checkpoint unusable: rebuilding the index from the stored events", "dir", o.Dir, "err", err)
+	}
+	x, err = LoadWith(ctx, db, ws, o)
+	if err != nil {
+		return nil, err
+	}
+	x.persistIn(o, ws)
+	// Everything journaled so far is in the store the index was built
+	// from: the first checkpoint covers it.
+	if x.jseq, err = lastJournalSeq(db, ws); err != nil {
+		return nil, fmt.Errorf("read index journal: %w", err)
+	}
+	x.ckptSeq = 0
+	x.nextPart = uint64(time.Now().UnixNano()) // never the name of a file left behind
+	log.Info("index built from the stored events", "took", time.Since(start).Round(time.Millisecond))
+	return x, nil
+}
+
+// Persist makes a new, empty index (of a workspace made since the start)
+// persisted in o.Dir from its first checkpoint on.
+func (x *Index) Persist(ws uint32, o LoadOptions) {
+	if o.Dir == "" || !hostLittleEndian() {
+		x.sealEvents = o.SealEvents
+		return
+	}
+	x.persistIn(o, ws)
+	x.nextPart = uint64(time.Now().UnixNano())
+}
+
+func (x *Index) persistIn(o LoadOptions, ws uint32) {
+	x.dir, x.ws, x.sealEvents = o.Dir, ws, o.SealEvents
+}
+
+// openCheckpoint opens the checkpoint CURRENT names, maps its parts,
+// replays the journal and checks the result against the store's counters.
+func openCheckpoint(ctx context.Context, db *pebble.DB, ws uint32, o LoadOptions) (*Index, error) {
+	cur, err := os.ReadFile(filepath.Join(o.Dir, currentFile))
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimSpace(string(cur))
+	x, storeSeq, partNames, err := readMeta(filepath.Join(o.Dir, name))
+	if err != nil {
+		return nil, err
+	}
+	if x.ws != ws {
+		return nil, fmt.Errorf("checkpoint %s is of workspace %d, not %d: %w", name, x.ws, ws, ErrCorrupt)
+	}
+	x.persistIn(o, ws)
+	// Progress: the parts by their number, then the journal by entries.
+	report := func(float64) {}
+	if o.Progress != nil {
+		last := -1.0
+		report = func(f float64) {
+			if f > last {
+				last = f
+				o.Progress(f)
+			}
+		}
+	}
+	report(0)
+	if err := x.openParts(ctx, partNames, func(f float64) { report(0.8 * f) }); err != nil {
+		x.Close()
+		return nil, err
+	}
+	x.lastEventSeq = storeSeq
+	last, err := lastJournalSeq(db, ws)
+	if err != nil {
+		x.Close()
+		return nil, fmt.Errorf("read index journal: %w", err)
+	}
+	tail := max(int(last)-int(x.ckptSeq), 1)
+	if x.replayed, err = x.replay(ctx, db, func(n int) { report(0.8 + 0.2*float64(n)/float64(tail)) }); err != nil {
+		x.Close()
+		return nil, err
+	}
+	c, err := store.ReadCounters(db, ws)
+	if err != nil {
+		x.Close()
+		return nil, err
+	}
+	if c.EventSeq != x.lastEventSeq {
+		x.Close()
+		return nil, fmt.Errorf("checkpoint %s and its journal reach event %d, the store event %d (an index directory of another store?): %w",
+			name, x.lastEventSeq, c.EventSeq, ErrCorrupt)
+	}
+	if err := ctx.Err(); err != nil {
+		x.Close()
+		return nil, err
+	}
+	report(1)
+	return x, nil
+}
+
+// openParts maps every part file, checking their checksums on all cores;
+// progress hears the fraction opened.
+func (x *Index) openParts(ctx context.Context, names map[string][]string, progress func(float64)) error {
+	type job struct {
+		col *eventCol
+		i   int
+		f   string
+	}
+	var jobs []job
+	for ev, files := range names {
+		c := x.events[ev]
+		c.parts = make([]*part, len(files))
+		for i, f := range files {
+			jobs = append(jobs, job{c, i, f})
+		}
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		done  int
+		next  = make(chan job)
+	)
+	for range min(runtime.GOMAXPROCS(0), 4) {
+		wg.Go(func() {
+			for j := range next {
+				var p *part
+				err := ctx.Err()
+				if err == nil {
+					p, err = openPart(x.dir, j.f)
+				}
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				done++
+				progress(float64(done) / float64(len(jobs)))
+				mu.Unlock()
+				j.col.parts[j.i] = p
+			}
+		})
+	}
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+// CheckpointDue reports whether the writer should checkpoint now: the
+// heads hold at least events events, or every is past since the last
+// checkpoint and anything changed.
+func (x *Index) CheckpointDue(events int, every time.Duration, now time.Time) bool {
+	if x.dir == "" {
+		return false
+	}
+	changed := x.jseq != x.ckptSeq
+	return (changed && x.ckptSeq == 0) || x.headEvents >= events || (changed && now.Sub(x.lastCkpt) >= every)
+}
+
+// Checkpoint seals every head into a part, writes the new parts and a
+// checkpoint file naming all of them, points CURRENT at it, then deletes
+// the journal entries it covers and the files it no longer names. sync
+// must make every commit so far durable (the index holds their changes).
+// The caller is the index's writer, between commits: the index then holds
+// exactly what the store has committed.
+func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
+	if x.dir == "" {
+		return nil
+	}
+	if x.closed {
+		return errClosed
+	}
+	if err := os.MkdirAll(x.dir, 0o755); err != nil {
+		return fmt.Errorf("index directory: %w", err)
+	}
+	if err := sync(); err != nil {
+		return err
+	}
+	c, err := store.ReadCounters(db, x.ws)
+	if err != nil {
+		return err
+	}
+	for _, col := range x.events {
+		x.sealHead(col)
+	}
+	for _, col := range x.events {
+		for i, p := range col.parts {
+			if p.file != nil {
+				continue
+			}
+			name := fmt.Sprintf("p-%016x.col", x.nextPart)
+			x.nextPart++
+			if _, err := writePart(x.dir, name, p); err != nil {
+				return err
+			}
+			mp, err := openPart(x.dir, name)
+			if err != nil {
+				return err
+			}
+			x.mu.Lock()
+			col.parts[i] = mp // the in-memory arrays go to the collector
+			x.mu.Unlock()
+		}
+	}
+	name := fmt.Sprintf("ckpt-%016x.idx", x.jseq)
+	if err := writeFileSynced(filepath.Join(x.dir, name), func(f *os.File) error { return x.writeMeta(f, c.EventSeq) }); err != nil {
+		return fmt.Errorf("write index checkpoint: %w", err)
+	}
+	if err := writeFileSynced(filepath.Join(x.dir, currentFile), func(f *os.File) error {
+		_, err := f.WriteString(name + "\n")
+		return err
+	}); err != nil {
+		return fmt.Errorf("write index checkpoint: %w", err)
+	}
+	if err := syncDir(x.dir); err != nil {
+		return err
+	}
+	if err := db.DeleteRange(store.JournalKey(x.ws, 0), store.JournalKey(x.ws, x.jseq+1), pebble.NoSync); err != nil {
+		return fmt.Errorf("trim index journal: %w", err)
+	}
+	x.ckptSeq, x.headEvents, x.lastCkpt = x.jseq, 0, time.Now()
+	x.lastEventSeq = c.EventSeq
+	return x.removeUnnamed(name)
+}
+
+// removeUnnamed deletes the files of the index directory that the
+// checkpoint ckpt does not name.
+func (x *Index) removeUnnamed(ckpt string) error {
+	keep := map[string]bool{ckpt: true, currentFile: true}
+	for _, c := range x.events {
+		for _, p := range c.parts {
+			keep[p.file.name] = true
+		}
+	}
+	ents, err := os.ReadDir(x.dir)
+	if err != nil {
+		return fmt.Errorf("index directory: %w", err)
+	}
+	for _, e := range ents {
+		if !keep[e.Name()] {
+			if err := os.Remove(filepath.Join(x.dir, e.Name())); err != nil {
+				return fmt.Errorf("remove old index file: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// writeFileSynced writes path through a temporary file, synced, renamed
+// into place.
+func writeFileSynced(path string, fill func(*os.File) error) error {
+	f, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := fill(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync index directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync index directory: %w", err)
+	}
+	return nil
+}
+
+// Close unmaps the part files. The index must not be used after.
+func (x *Index) Close() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var first error
+	for _, c := range x.events {
+		for _, p := range c.parts {
+			if p == nil {
+				continue
+			}
+			if err := p.file.close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	x.events = map[string]*eventCol{}
+	x.closed = true
+	return first
+}
+
+// Replayed is how many journal entries Open applied after the checkpoint.
+func (x *Index) Replayed() int { return x.replayed }

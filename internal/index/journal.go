@@ -1,0 +1,210 @@
+package index
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cohortdb/cohort/internal/ingest"
+	"github.com/cohortdb/cohort/internal/store"
+)
+
+// The journal holds, in the store, every change applied to a persisted
+// index since its last checkpoint: one entry per commit, written in the
+// commit's own batch (so an entry exists exactly when its commit does) and
+// deleted once a checkpoint includes it. A start opens the checkpoint and
+// applies the entries after it, in order: the same Apply calls, so the
+// same index.
+
+// Journal entry kinds.
+const (
+	journalChanges = 'c' // an ingest.Changes
+	journalRetain  = 'r' // a Retain's cut (i64 Unix ns)
+)
+
+// Journal records c, just applied, in b (the batch committing it). It
+// does nothing for an index kept in memory only. The caller is the
+// index's writer.
+func (x *Index) Journal(b *pebble.Batch, c *ingest.Changes) error {
+	if x.dir == "" {
+		return nil
+	}
+	v, err := encodeChanges(c)
+	if err != nil {
+		return err
+	}
+	return x.journal(b, v)
+}
+
+// JournalRetain records a Retain to from in b.
+func (x *Index) JournalRetain(b *pebble.Batch, from time.Time) error {
+	if x.dir == "" {
+		return nil
+	}
+	return x.journal(b, binary.LittleEndian.AppendUint64([]byte{journalRetain}, uint64(from.UnixNano())))
+}
+
+func (x *Index) journal(b *pebble.Batch, v []byte) error {
+	if x.closed {
+		return errClosed
+	}
+	x.jseq++
+	if err := b.Set(store.JournalKey(x.ws, x.jseq), v, nil); err != nil {
+		return fmt.Errorf("index journal: %w", err)
+	}
+	return nil
+}
+
+func encodeChanges(c *ingest.Changes) ([]byte, error) {
+	b := make([]byte, 0, 64+len(c.Events)*160)
+	b = append(b, journalChanges)
+	b = binary.AppendUvarint(b, uint64(len(c.Merges)))
+	for _, m := range c.Merges {
+		b = binary.AppendUvarint(b, uint64(m.Src))
+		b = binary.AppendUvarint(b, uint64(m.Dst))
+	}
+	b = binary.AppendUvarint(b, uint64(len(c.Deleted)))
+	for _, n := range c.Deleted {
+		b = binary.AppendUvarint(b, uint64(n))
+	}
+	b = binary.AppendUvarint(b, uint64(len(c.Profiles)))
+	for _, p := range c.Profiles {
+		b = binary.AppendUvarint(b, uint64(p.Num))
+		b = appendBytes(b, []byte(p.OldID))
+		b = appendBytes(b, []byte(p.NewID))
+		for _, m := range []map[string]any{p.Old, p.New} {
+			var js []byte
+			if m != nil {
+				var err error
+				if js, err = json.Marshal(m); err != nil {
+					return nil, fmt.Errorf("index journal: traits of profile %d: %w", p.Num, err)
+				}
+			}
+			b = appendBytes(b, js)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(c.Events)))
+	for _, e := range c.Events {
+		b = binary.AppendUvarint(b, uint64(e.Num))
+		b = binary.AppendUvarint(b, e.Seq)
+		b = appendBytes(b, []byte(e.Name))
+		b = binary.AppendVarint(b, e.Timestamp.UnixNano())
+		js := e.PropertiesJSON
+		if js == nil && len(e.Properties) > 0 {
+			var err error
+			if js, err = json.Marshal(e.Properties); err != nil {
+				return nil, fmt.Errorf("index journal: properties of event %d: %w", e.Seq, err)
+			}
+		}
+		b = appendBytes(b, js)
+	}
+	return b, nil
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// object reads a JSON object (an empty one is nil).
+func (r *binReader) object() map[string]any {
+	js := r.bytes()
+	if len(js) == 0 || r.err != nil {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js, &m); err != nil {
+		r.fail(err.Error())
+	}
+	return m
+}
+
+func decodeChanges(v []byte) (*ingest.Changes, error) {
+	r := &binReader{b: v}
+	c := &ingest.Changes{}
+	for range r.count() {
+		c.Merges = append(c.Merges, ingest.Merge{Src: uint32(r.uvarint()), Dst: uint32(r.uvarint())})
+	}
+	for range r.count() {
+		c.Deleted = append(c.Deleted, uint32(r.uvarint()))
+	}
+	for range r.count() {
+		p := ingest.ProfileChange{Num: uint32(r.uvarint())}
+		p.OldID, p.NewID = string(r.bytes()), string(r.bytes())
+		p.Old, p.New = r.object(), r.object()
+		c.Profiles = append(c.Profiles, p)
+	}
+	for range r.count() {
+		e := ingest.EventAdded{Num: uint32(r.uvarint()), Seq: r.uvarint(), Name: string(r.bytes())}
+		e.Timestamp = time.Unix(0, r.varint()).UTC()
+		e.Properties = r.object()
+		if e.Properties == nil {
+			e.Properties = map[string]any{}
+		}
+		c.Events = append(c.Events, e)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return c, nil
+}
+
+// replay applies the journal entries after x.ckptSeq from r; progress
+// hears how many were applied after each.
+func (x *Index) replay(ctx context.Context, r pebble.Reader, progress func(int)) (int, error) {
+	_, hi := store.JournalRange(x.ws)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: store.JournalKey(x.ws, x.ckptSeq+1), UpperBound: hi})
+	if err != nil {
+		return 0, fmt.Errorf("read index journal: %w", err)
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		seq := binary.BigEndian.Uint64(k[len(k)-8:])
+		if len(v) == 0 {
+			return n, fmt.Errorf("index journal entry %d is empty: %w", seq, ErrCorrupt)
+		}
+		switch v[0] {
+		case journalChanges:
+			c, err := decodeChanges(v[1:])
+			if err != nil {
+				return n, fmt.Errorf("index journal entry %d: %w", seq, err)
+			}
+			x.Apply(c)
+		case journalRetain:
+			if len(v) != 9 {
+				return n, fmt.Errorf("index journal entry %d: retain of %d bytes: %w", seq, len(v), ErrCorrupt)
+			}
+			x.Retain(time.Unix(0, int64(binary.LittleEndian.Uint64(v[1:]))))
+		default:
+			return n, fmt.Errorf("index journal entry %d of kind %q: %w", seq, v[0], ErrCorrupt)
+		}
+		x.jseq = seq
+		n++
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		progress(n)
+	}
+	return n, it.Error()
+}
+
+// lastJournalSeq is the seq of the last journal entry in r, or 0.
+func lastJournalSeq(r pebble.Reader, ws uint32) (uint64, error) {
+	lo, hi := store.JournalRange(ws)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	k := it.Key()
+	return binary.BigEndian.Uint64(k[len(k)-8:]), nil
+}

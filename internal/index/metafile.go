@@ -1,0 +1,383 @@
+package index
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"slices"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/cohortdb/cohort/internal/condition"
+)
+
+// A checkpoint file holds everything of an index but the sealed parts'
+// arrays (those are in part files, which it names): the profile sets,
+// merges, canonical ids, trait values with their profiles, and every
+// event column's dictionaries, counts and parts. docs/format.md, "Index
+// files", gives the layout.
+
+const (
+	metaMagic   = "COHINDX1"
+	metaVersion = 1
+)
+
+// Value tags of encoded dictionary and trait values.
+const (
+	valNull = iota
+	valFalse
+	valTrue
+	valNumber
+	valString
+	valJSON // objects, arrays and anything else, as canonical JSON
+)
+
+type metaWriter struct {
+	w   *bufio.Writer
+	h   hash.Hash32
+	buf []byte
+	err error
+}
+
+func newMetaWriter(w io.Writer) *metaWriter {
+	h := crc32.New(crcTable)
+	return &metaWriter{w: bufio.NewWriterSize(io.MultiWriter(w, h), 64<<10), h: h}
+}
+
+func (m *metaWriter) raw(b []byte) {
+	if m.err == nil {
+		_, m.err = m.w.Write(b)
+	}
+}
+
+func (m *metaWriter) uvarint(v uint64) { m.raw(binary.AppendUvarint(m.buf[:0], v)) }
+func (m *metaWriter) u64(v uint64)     { m.raw(binary.LittleEndian.AppendUint64(m.buf[:0], v)) }
+func (m *metaWriter) bytes(b []byte)   { m.uvarint(uint64(len(b))); m.raw(b) }
+func (m *metaWriter) str(s string)     { m.uvarint(uint64(len(s))); m.raw([]byte(s)) }
+
+func (m *metaWriter) bitmap(bm *roaring.Bitmap) {
+	b, err := bm.ToBytes()
+	if err != nil && m.err == nil {
+		m.err = err
+	}
+	m.bytes(b)
+}
+
+func (m *metaWriter) value(v any) {
+	switch x := v.(type) {
+	case nil:
+		m.raw([]byte{valNull})
+	case bool:
+		if x {
+			m.raw([]byte{valTrue})
+		} else {
+			m.raw([]byte{valFalse})
+		}
+	case string:
+		m.raw([]byte{valString})
+		m.str(x)
+	default:
+		if f, ok := condition.Number(v); ok && !math.IsNaN(f) {
+			m.raw([]byte{valNumber})
+			m.u64(math.Float64bits(f))
+			return
+		}
+		m.raw([]byte{valJSON})
+		m.str(condition.CanonicalJSON(v))
+	}
+}
+
+// finish writes the checksum trailer.
+func (m *metaWriter) finish() error {
+	if m.err != nil {
+		return m.err
+	}
+	if err := m.w.Flush(); err != nil {
+		return err
+	}
+	sum := m.h.Sum32()
+	m.raw(append(binary.LittleEndian.AppendUint32(nil, sum), "CEND"...))
+	if m.err != nil {
+		return m.err
+	}
+	return m.w.Flush()
+}
+
+// writeMeta encodes everything of x but part arrays. The caller is the
+// index's writer and has sealed every head (they are empty).
+func (x *Index) writeMeta(w io.Writer, storeSeq uint64) error {
+	m := newMetaWriter(w)
+	m.raw([]byte(metaMagic))
+	m.u64(metaVersion)
+	m.u64(uint64(x.ws))
+	m.u64(x.jseq)
+	m.u64(storeSeq)
+	m.u64(x.nextPart)
+	m.u64(uint64(x.retainFrom))
+	m.u64(uint64(x.maxNum))
+	m.bitmap(x.all)
+	m.bitmap(x.merged)
+	m.bitmap(x.deleted)
+	m.uvarint(uint64(len(x.parent)))
+	for _, from := range slices.Sorted(maps.Keys(x.parent)) {
+		m.uvarint(uint64(from))
+		m.uvarint(uint64(x.parent[from]))
+	}
+	x.ids.compact()
+	m.bytes(bytesOf(x.ids.refs))
+	m.bytes(x.ids.buf)
+	m.uvarint(uint64(len(x.traits)))
+	for _, name := range slices.Sorted(maps.Keys(x.traits)) {
+		t := x.traits[name]
+		m.str(name)
+		m.bitmap(t.keys)
+		m.uvarint(uint64(len(t.vals)))
+		for _, e := range t.vals {
+			m.value(e.v)
+			m.uvarint(uint64(e.n))
+			if e.n <= 1 {
+				m.uvarint(uint64(e.single))
+			} else {
+				m.bitmap(e.bm)
+			}
+		}
+	}
+	m.uvarint(uint64(len(x.events)))
+	for _, name := range slices.Sorted(maps.Keys(x.events)) {
+		c := x.events[name]
+		if len(c.prof) != 0 {
+			return fmt.Errorf("checkpoint of %q with %d events in its head", name, len(c.prof))
+		}
+		m.str(name)
+		hd := uint64(0)
+		if c.hasDeleted {
+			hd = 1
+		}
+		m.uvarint(hd)
+		paths := make([]string, len(c.order))
+		for p, col := range c.props {
+			paths[col.k] = p
+		}
+		m.uvarint(uint64(len(c.order)))
+		for k, col := range c.order {
+			m.str(paths[k])
+			m.uvarint(uint64(len(col.dict)))
+			for _, v := range col.dict[1:] {
+				m.value(v)
+			}
+			m.bytes(bytesOf(col.counts))
+		}
+		m.uvarint(uint64(len(c.parts)))
+		for _, p := range c.parts {
+			m.str(p.file.name)
+		}
+	}
+	return m.finish()
+}
+
+// binReader decodes checkpoint files and journal entries, remembering
+// the first problem (reads after it return zeros).
+type binReader struct {
+	b   []byte
+	err error
+}
+
+func (r *binReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%s: %w", what, ErrCorrupt)
+	}
+	r.b = nil
+}
+
+func (r *binReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("truncated")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *binReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("truncated")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *binReader) u64() uint64 {
+	if len(r.b) < 8 {
+		r.fail("truncated")
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *binReader) bytes() []byte {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail("length past the end")
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a number of items, each at least one byte long.
+func (r *binReader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail("count past the end")
+		return 0
+	}
+	return int(n)
+}
+
+func (r *binReader) bitmap() *roaring.Bitmap {
+	bm := roaring.New()
+	if b := r.bytes(); r.err == nil {
+		if _, err := bm.FromBuffer(b); err != nil {
+			r.fail("bitmap: " + err.Error())
+		}
+		bm = bm.Clone() // own its memory: the file's bytes are dropped
+	}
+	return bm
+}
+
+func (r *binReader) value() any {
+	if len(r.b) == 0 {
+		r.fail("truncated value")
+		return nil
+	}
+	tag := r.b[0]
+	r.b = r.b[1:]
+	switch tag {
+	case valNull:
+		return nil
+	case valFalse:
+		return false
+	case valTrue:
+		return true
+	case valNumber:
+		return math.Float64frombits(r.u64())
+	case valString:
+		return string(r.bytes())
+	case valJSON:
+		var v any
+		if err := json.Unmarshal(r.bytes(), &v); err != nil {
+			r.fail("value: " + err.Error())
+		}
+		return v
+	}
+	r.fail(fmt.Sprintf("value tag %d", tag))
+	return nil
+}
+
+// readMeta reads a checkpoint file into a new index whose parts are
+// named but not opened (partNames, by event name in order).
+func readMeta(path string) (x *Index, storeSeq uint64, partNames map[string][]string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		// CURRENT names it: missing or unreadable, it is damage.
+		return nil, 0, nil, fmt.Errorf("read index checkpoint: %v: %w", err, ErrCorrupt)
+	}
+	if len(b) < len(metaMagic)+8 || string(b[:len(metaMagic)]) != metaMagic || string(b[len(b)-4:]) != "CEND" {
+		return nil, 0, nil, fmt.Errorf("index checkpoint %s: not a checkpoint file: %w", path, ErrCorrupt)
+	}
+	body := b[:len(b)-8]
+	if got, want := crc32.Checksum(body, crcTable), binary.LittleEndian.Uint32(b[len(b)-8:]); got != want {
+		return nil, 0, nil, fmt.Errorf("index checkpoint %s: checksum %08x, want %08x: %w", path, got, want, ErrCorrupt)
+	}
+	r := &binReader{b: body[len(metaMagic):]}
+	if v := r.u64(); v != metaVersion {
+		return nil, 0, nil, fmt.Errorf("index checkpoint %s: format version %d, this build reads %d: %w", path, v, metaVersion, ErrCorrupt)
+	}
+	x = New()
+	x.ws = uint32(r.u64())
+	x.jseq = r.u64()
+	x.ckptSeq = x.jseq
+	storeSeq = r.u64()
+	x.nextPart = r.u64()
+	x.retainFrom = int64(r.u64())
+	x.maxNum = uint32(r.u64())
+	x.all, x.merged, x.deleted = r.bitmap(), r.bitmap(), r.bitmap()
+	for range r.count() {
+		from, to := uint32(r.uvarint()), uint32(r.uvarint())
+		x.parent[from] = to
+		x.kids[to] = append(x.kids[to], from)
+	}
+	refs := r.bytes()
+	if len(refs)%8 != 0 {
+		r.fail("id refs")
+	}
+	x.ids.refs = make([]uint64, len(refs)/8)
+	for i := range x.ids.refs {
+		x.ids.refs[i] = binary.LittleEndian.Uint64(refs[8*i:])
+	}
+	x.ids.buf = slices.Clone(r.bytes())
+	for range r.count() {
+		name := string(r.bytes())
+		t := newTraitIdx()
+		t.keys = r.bitmap()
+		nv := r.count()
+		t.vals = make(map[string]*valEntry, nv)
+		for range nv {
+			e := newValEntry(r.value())
+			e.n = int64(r.uvarint())
+			if e.n <= 1 {
+				e.single = uint32(r.uvarint())
+			} else {
+				e.bm = r.bitmap()
+			}
+			t.vals[canonKey(e.v)] = e
+		}
+		x.traits[name] = t
+	}
+	partNames = map[string][]string{}
+	for range r.count() {
+		name := string(r.bytes())
+		c := &eventCol{props: map[string]*propCol{}, byProf: map[uint32]int32{}, hasDeleted: r.uvarint() == 1}
+		for k := range r.count() {
+			path := string(r.bytes())
+			col := &propCol{k: k, ids: newIDCol(0), dict: []any{nil}, byKey: map[string]uint32{}}
+			nd := int(r.uvarint())
+			for id := 1; id < nd && r.err == nil; id++ {
+				v := r.value()
+				col.dict = append(col.dict, v)
+				col.index(v, uint32(id))
+			}
+			counts := r.bytes()
+			col.counts = make([]uint32, len(counts)/4)
+			for i := range col.counts {
+				col.counts[i] = binary.LittleEndian.Uint32(counts[4*i:])
+			}
+			c.props[path] = col
+			c.order = append(c.order, col)
+		}
+		for range r.count() {
+			partNames[name] = append(partNames[name], string(r.bytes()))
+		}
+		x.events[name] = c
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("bytes after the end")
+	}
+	if r.err != nil {
+		return nil, 0, nil, fmt.Errorf("index checkpoint %s: %w", path, r.err)
+	}
+	return x, storeSeq, partNames, nil
+}

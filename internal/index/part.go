@@ -1,0 +1,150 @@
+package index
+
+import (
+	"maps"
+	"slices"
+)
+
+// run is a read-only view of a run of one event name's events in arrival
+// order: the column's mutable head, or a sealed part. Positions are the
+// run's own.
+type run struct {
+	prof   []uint32
+	ts     []int64
+	next   []int32 // position → the same profile's next older position in this run; -1: none
+	blocks []block
+	ids    []*idCol // by property column (propCol.k); nil or beyond: the events lack the path
+	// first finds a profile's newest position in this run.
+	first func(num uint32) (int32, bool)
+}
+
+// idsOf is the value ids of property column k, or nil when the run's
+// events all lack it (the column was made after the run was sealed).
+func (r *run) idsOf(k int) *idCol {
+	if k < len(r.ids) {
+		return r.ids[k]
+	}
+	return nil
+}
+
+// idAt is event i's value id in property column k (0: it lacks the path).
+func (r *run) idAt(k int, i int32) uint32 {
+	if ids := r.idsOf(k); ids != nil {
+		return ids.at(int(i))
+	}
+	return 0
+}
+
+// decodeIDs writes the value ids of column k for events [from, to) into
+// dst, zeros when the run lacks the column.
+func (r *run) decodeIDs(k int, dst []uint32, from, to int) []uint32 {
+	if ids := r.idsOf(k); ids != nil {
+		return ids.decode(dst, from, to)
+	}
+	dst = dst[:to-from]
+	clear(dst)
+	return dst
+}
+
+// part is a sealed run: immutable once made, held in memory until it is
+// written, then read through the mapping of its file (partfile.go).
+type part struct {
+	run
+	// Each profile's newest position in the part, by profile number
+	// ascending: a binary search finds a profile's chain.
+	hprof []uint32
+	hpos  []int32
+	min   int64 // the part's time bounds
+	max   int64
+	file  *partFile // nil while only in memory
+}
+
+func (p *part) firstPos(num uint32) (int32, bool) {
+	i, ok := slices.BinarySearch(p.hprof, num)
+	if !ok {
+		return -1, false
+	}
+	return p.hpos[i], true
+}
+
+// newPart makes a part of a run's arrays and its chains' heads.
+func newPart(r run, heads map[uint32]int32) *part {
+	p := &part{run: r}
+	p.hprof = slices.Sorted(maps.Keys(heads))
+	p.hpos = make([]int32, len(p.hprof))
+	for i, n := range p.hprof {
+		p.hpos[i] = heads[n]
+	}
+	p.bounds()
+	p.first = p.firstPos
+	return p
+}
+
+func (p *part) bounds() {
+	for i, b := range p.blocks {
+		if i == 0 || b.min < p.min {
+			p.min = b.min
+		}
+		if i == 0 || b.max > p.max {
+			p.max = b.max
+		}
+	}
+}
+
+// len is the number of events in the part.
+func (p *part) len() int { return len(p.prof) }
+
+// head is a view of the column's mutable head. The caller holds the
+// index's lock (either way) or is its writer.
+func (c *eventCol) head() *run {
+	r := &run{prof: c.prof, ts: c.ts, next: c.next, blocks: c.blocks, ids: make([]*idCol, len(c.order))}
+	for k, col := range c.order {
+		r.ids[k] = &col.ids
+	}
+	byProf := c.byProf
+	r.first = func(num uint32) (int32, bool) {
+		i, ok := byProf[num]
+		return i, ok
+	}
+	return r
+}
+
+// runs lists the column's runs, oldest first: its parts, then the head.
+func (c *eventCol) runs() []*run {
+	out := make([]*run, 0, len(c.parts)+1)
+	for _, p := range c.parts {
+		out = append(out, &p.run)
+	}
+	return append(out, c.head())
+}
+
+// events is the number of events the column holds.
+func (c *eventCol) events() int {
+	n := len(c.prof)
+	for _, p := range c.parts {
+		n += p.len()
+	}
+	return n
+}
+
+// sealHead makes the head's events a new part, in memory, and leaves the
+// head empty. The caller is the index's writer; the swap takes the lock.
+func (x *Index) sealHead(c *eventCol) *part {
+	if len(c.prof) == 0 {
+		return nil
+	}
+	r := run{prof: c.prof, ts: c.ts, next: c.next, blocks: c.blocks, ids: make([]*idCol, len(c.order))}
+	for k, col := range c.order {
+		ids := col.ids
+		r.ids[k] = &ids
+	}
+	p := newPart(r, c.byProf) // readers only read the head: no lock yet
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	c.parts = append(c.parts, p)
+	c.prof, c.ts, c.next, c.blocks, c.byProf = nil, nil, nil, nil, map[uint32]int32{}
+	for _, col := range c.order {
+		col.ids = newIDCol(0)
+	}
+	return p
+}

@@ -1,0 +1,228 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/cohortdb/cohort/internal/ingest"
+	"github.com/cohortdb/cohort/internal/store"
+)
+
+// dump is the index's logical content, canonical: what every answer is
+// made of, whatever runs, parts and heads hold it.
+func (x *Index) dump() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "all %v\nmerged %v\ndeleted %v\nretain %d\n", x.all.ToArray(), x.merged.ToArray(), x.deleted.ToArray(), x.retainFrom)
+	for _, n := range slices.Sorted(maps.Keys(x.parent)) {
+		fmt.Fprintf(&b, "link %d→%d\n", n, x.parent[n])
+	}
+	for _, n := range x.all.ToArray() {
+		id, _ := x.ids.get(n)
+		fmt.Fprintf(&b, "id %d %q\n", n, id)
+	}
+	for _, name := range slices.Sorted(maps.Keys(x.traits)) {
+		t := x.traits[name]
+		fmt.Fprintf(&b, "trait %s keys %v\n", name, t.keys.ToArray())
+		for _, k := range slices.Sorted(maps.Keys(t.vals)) {
+			fmt.Fprintf(&b, "  %s %v\n", k, t.vals[k].bitmap().ToArray())
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(x.events)) {
+		c := x.events[name]
+		var evs []string
+		for _, r := range c.runs() {
+			for i, num := range r.prof {
+				var props []string
+				for path, col := range c.props {
+					if id := r.idAt(col.k, int32(i)); id != 0 {
+						props = append(props, path+"="+canonKey(col.dict[id]))
+					}
+				}
+				slices.Sort(props)
+				evs = append(evs, fmt.Sprintf("%d@%d %v", num, r.ts[i], props))
+			}
+		}
+		slices.Sort(evs)
+		fmt.Fprintf(&b, "event %s\n  %s\n", name, strings.Join(evs, "\n  "))
+		for _, path := range slices.Sorted(maps.Keys(c.props)) {
+			col := c.props[path]
+			var counts []string
+			for id := 1; id < len(col.counts); id++ {
+				if col.counts[id] > 0 {
+					counts = append(counts, fmt.Sprintf("%s:%d", canonKey(col.dict[id]), col.counts[id]))
+				}
+			}
+			slices.Sort(counts)
+			fmt.Fprintf(&b, "  counts %s %v\n", path, counts)
+		}
+	}
+	return b.String()
+}
+
+// changeGen makes random commits: profiles with changing traits,
+// events (late ones too) with properties, merges, deletions.
+type changeGen struct {
+	r      *rand.Rand
+	traits map[uint32]map[string]any // live roots' traits
+	next   uint32
+	seq    uint64
+	now    time.Time
+}
+
+func (g *changeGen) commit() *ingest.Changes {
+	c := &ingest.Changes{}
+	for range g.r.IntN(4) {
+		num := g.next
+		if len(g.traits) > 0 && g.r.IntN(3) > 0 {
+			num = g.pick()
+		} else {
+			g.next++
+		}
+		old := g.traits[num]
+		cur := map[string]any{"plan": []string{"free", "pro", "team"}[g.r.IntN(3)], "age": float64(g.r.IntN(60)),
+			"email": fmt.Sprintf("u%d@x.io", g.r.IntN(1000)), "signup": g.now.Add(-time.Duration(g.r.IntN(1000)) * time.Hour).Format(time.RFC3339)}
+		if g.r.IntN(4) == 0 {
+			cur["address"] = map[string]any{"city": []string{"London", "Paris"}[g.r.IntN(2)]}
+		}
+		oldID := ""
+		if old != nil {
+			oldID = fmt.Sprint("u", num)
+		}
+		c.Profiles = append(c.Profiles, ingest.ProfileChange{Num: num, OldID: oldID, NewID: fmt.Sprint("u", num), Old: old, New: cur})
+		g.traits[num] = cur
+	}
+	if len(g.traits) > 2 && g.r.IntN(8) == 0 { // a merge
+		src, dst := g.pick(), g.pick()
+		if src != dst {
+			c.Merges = append(c.Merges, ingest.Merge{Src: src, Dst: dst})
+			c.Profiles = append(c.Profiles, ingest.ProfileChange{Num: src, OldID: fmt.Sprint("u", src), Old: g.traits[src]})
+			delete(g.traits, src)
+		}
+	}
+	if len(g.traits) > 2 && g.r.IntN(12) == 0 { // a deletion
+		n := g.pick()
+		c.Deleted = append(c.Deleted, n)
+		c.Profiles = append(c.Profiles, ingest.ProfileChange{Num: n, OldID: fmt.Sprint("u", n), Old: g.traits[n]})
+		delete(g.traits, n)
+	}
+	if len(g.traits) > 0 {
+		for range g.r.IntN(30) {
+			g.seq++
+			ts := g.now.Add(-time.Duration(g.r.IntN(3600)) * time.Second)
+			if g.r.IntN(10) == 0 {
+				ts = g.now.Add(-time.Duration(g.r.IntN(30*24)) * time.Hour) // late
+			}
+			props := map[string]any{"price": float64(g.r.IntN(100)), "category": []string{"a", "b", "c"}[g.r.IntN(3)]}
+			if g.r.IntN(5) == 0 {
+				props["order"] = fmt.Sprint("o", g.seq) // high cardinality
+			}
+			if g.r.IntN(7) == 0 {
+				props["cart"] = map[string]any{"items": float64(g.r.IntN(4))}
+			}
+			c.Events = append(c.Events, ingest.EventAdded{Num: g.pick(), Seq: g.seq, Name: []string{"view", "buy", "cart"}[g.r.IntN(3)], Timestamp: ts, Properties: props})
+		}
+	}
+	g.now = g.now.Add(time.Duration(g.r.IntN(600)) * time.Second)
+	return c
+}
+
+func (g *changeGen) pick() uint32 {
+	nums := slices.Sorted(maps.Keys(g.traits))
+	return nums[g.r.IntN(len(nums))]
+}
+
+// TestReopenEqualsLive: an index persisted with random commits, seals,
+// checkpoints and retention cuts, reopened at random points (as after a
+// crash: from the last checkpoint and the journal after it), holds
+// exactly what the index that applied everything holds.
+func TestReopenEqualsLive(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { testReopen(t, seed) })
+	}
+}
+
+func testReopen(t *testing.T, seed uint64) {
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const ws = 3
+	dir := t.TempDir()
+	ctx := context.Background()
+	opts := LoadOptions{Dir: dir, SealEvents: 17}
+	x, err := Open(ctx, db, ws, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &changeGen{r: rand.New(rand.NewPCG(seed, 5)), traits: map[uint32]map[string]any{}, now: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
+	sync := func() error { return nil } // the in-memory store loses nothing here
+	retain := g.now.Add(-40 * 24 * time.Hour)
+	reopened := 0
+	for step := range 300 {
+		b := db.NewBatch()
+		if g.r.IntN(25) == 0 {
+			retain = retain.Add(time.Duration(g.r.IntN(5*24)) * time.Hour)
+			x.Retain(retain)
+			if err := x.JournalRetain(b, retain); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			c := g.commit()
+			x.Apply(c)
+			if err := x.Journal(b, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.Set(store.CountersKey(ws), store.EncodeCounters(store.Counters{EventSeq: g.seq}), nil)
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+		if x.CheckpointDue(150, time.Hour, time.Now()) {
+			if err := x.Checkpoint(db, sync); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if g.r.IntN(30) == 0 || step == 299 {
+			y, err := Open(ctx, db, ws, opts)
+			if err != nil {
+				t.Fatalf("step %d: reopen: %v", step, err)
+			}
+			if y.Replayed() == 0 && x.jseq != x.ckptSeq {
+				t.Fatalf("step %d: nothing replayed with a journal tail", step)
+			}
+			if a, b := x.dump(), y.dump(); a != b {
+				t.Fatalf("step %d: the reopened index differs:\n%s", step, firstDiff(a, b))
+			}
+			// The reopened index carries on: the next steps use it.
+			x.Close()
+			x = y
+			reopened++
+		}
+	}
+	defer x.Close()
+	parts, _ := filepath.Glob(filepath.Join(dir, "p-*.col"))
+	if reopened < 5 || len(parts) < 5 {
+		t.Fatalf("%d reopenings, %d part files: the test must cover more", reopened, len(parts))
+	}
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(al), len(bl)) {
+		if al[i] != bl[i] {
+			return fmt.Sprintf("line %d:\nlive:     %s\nreopened: %s", i, al[i], bl[i])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(al), len(bl))
+}
