@@ -28,6 +28,11 @@ as a user's clients and server are. It fails if any request is not
 answered 200 {"success": true}, or if the server stored a different number
 of events than it acknowledged (checked through /metrics and /api/schema).
 
+With --query-loop the run has two windows: the load alone, then the same
+load while one more client runs a slow POST /api/query (about --query-time
+each, its size adjusted as the data grows) back to back; the report says
+how far the query moved ingest latency.
+
 Environment:
   GOMEMLIMIT, GOMAXPROCS   the Go runtime's, for this process (the load
                            generator, and the server with --in-process);
@@ -36,12 +41,14 @@ Environment:
 Example:
   cohort-bench ingest --duration 15s --warmup 2s
   cohort-bench ingest --rate 50000 --server-gomaxprocs 1
+  cohort-bench ingest --query-loop          # p99 at 50,000 events/s, alone and beside a 1 s query
   cohort-bench ingest --rate 50000 --duration 20s --url http://127.0.0.1:8080 --write-key KEY
 `
 
 // ingestOpts are the flags of `cohort-bench ingest`.
 type ingestOpts struct {
 	url, writeKey     string
+	apiKey            string
 	serverBin         string
 	serverProcs       int
 	inProcess         bool
@@ -54,6 +61,8 @@ type ingestOpts struct {
 	timeout           time.Duration
 	cpuprofile        string
 	trace             string
+	queryLoop         bool
+	queryTime         time.Duration
 }
 
 func parseIngestFlags(args []string, stderr io.Writer) (ingestOpts, error) {
@@ -66,6 +75,7 @@ func parseIngestFlags(args []string, stderr io.Writer) (ingestOpts, error) {
 	}
 	fs.StringVar(&o.url, "url", "", "base URL of a running server (e.g. http://127.0.0.1:8080); default: a child `cohort serve` on 127.0.0.1")
 	fs.StringVar(&o.writeKey, "write-key", "", "write key of the workspace to send to (required with --url)")
+	fs.StringVar(&o.apiKey, "api-key", "", "api key of the workspace (with --url and --query-loop)")
 	fs.StringVar(&o.serverBin, "server-bin", "", "the cohort binary to start as the child server; default: go build this module's cmd/cohort into a temporary directory")
 	fs.IntVar(&o.serverProcs, "server-gomaxprocs", 0, "GOMAXPROCS of the child server; 0: its default (the machine's CPUs)")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the server inside this process instead of a child (one --cpuprofile holds both; not the measurement of record)")
@@ -80,8 +90,15 @@ func parseIngestFlags(args []string, stderr io.Writer) (ingestOpts, error) {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured window to `FILE` (this process: the load generator, and the server with --in-process)")
 	fs.StringVar(&o.trace, "trace", "", "write a runtime execution trace of the measured window to `FILE` (go tool trace; -pprof=sync|syscall shows where goroutines wait)")
+	fs.BoolVar(&o.queryLoop, "query-loop", false, "measure two windows: the load alone, then with a slow POST /api/query run in a loop (--rate defaults to 50000)")
+	fs.DurationVar(&o.queryTime, "query-time", time.Second, "with --query-loop: how long each query should take (its number of leaves follows)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	rateSet := false
+	fs.Visit(func(f *flag.Flag) { rateSet = rateSet || f.Name == "rate" })
+	if o.queryLoop && !rateSet {
+		o.rate = 50000
 	}
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -99,6 +116,15 @@ func parseIngestFlags(args []string, stderr io.Writer) (ingestOpts, error) {
 	}
 	if o.inProcess && (o.serverBin != "" || o.serverProcs != 0) {
 		bad("--server-bin and --server-gomaxprocs are for the child server, not --in-process (set GOMAXPROCS instead)")
+	}
+	if o.queryLoop && o.url != "" && o.apiKey == "" {
+		bad("--query-loop with --url needs --api-key")
+	}
+	if o.apiKey != "" && o.url == "" {
+		bad("--api-key needs --url (the server started here gets its own key)")
+	}
+	if o.queryTime <= 0 {
+		bad("--query-time must be positive")
 	}
 	if o.serverProcs < 0 {
 		bad("--server-gomaxprocs must not be negative")
@@ -173,11 +199,22 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) (
 
 	rep := &benchReport{opts: o, t: t, w: w, loadavg: loadavg}
 	var seq atomic.Uint64
-	ph, err := runPhase(ctx, phaseSpec{o: o, t: t, client: client, w: w, seq: &seq, stderr: stderr})
+	spec := phaseSpec{o: o, t: t, client: client, w: w, seq: &seq, stderr: stderr}
+	if o.queryLoop {
+		spec.name = "the load alone"
+	}
+	ph, err := runPhase(ctx, spec)
 	if err != nil {
 		return err
 	}
 	rep.phases = append(rep.phases, ph)
+	if o.queryLoop {
+		ph, err := queryPhase(ctx, spec)
+		if err != nil {
+			return err
+		}
+		rep.phases = append(rep.phases, ph)
+	}
 	if t.fresh {
 		rep.stored = checkStored(ctx, client, t, rep.acked())
 	}
@@ -193,12 +230,32 @@ func openTarget(ctx context.Context, o ingestOpts, stderr io.Writer, runID strin
 	switch {
 	case o.url != "":
 		base := strings.TrimSuffix(strings.TrimSuffix(o.url, "/v1/batch"), "/")
-		return &target{base: base, writeKey: o.writeKey, kind: targetExternal,
+		return &target{base: base, writeKey: o.writeKey, apiKey: o.apiKey, kind: targetExternal,
 			desc: base + " (its own configuration)", stop: func() error { return nil }}, nil
 	case o.inProcess:
 		return startInProc(stderr, "wk_bench_"+runID, "ak_bench_"+runID)
 	}
 	return startChild(ctx, stderr, o.serverBin, o.serverProcs, "wk_bench_"+runID, "ak_bench_"+runID)
+}
+
+// queryPhase measures the load again with the slow query running in a
+// loop over the window. The query is first calibrated to --query-time on
+// the data the first phase left (with no load offered).
+func queryPhase(ctx context.Context, spec phaseSpec) (phase, error) {
+	o := spec.o
+	// Its own client: a query must not wait for an ingest connection.
+	qc := &http.Client{Timeout: max(o.timeout, 20*o.queryTime)}
+	defer qc.CloseIdleConnections()
+	q := &queryLoop{client: qc, url: spec.t.base + "/api/query", apiKey: spec.t.apiKey, target: o.queryTime, leaves: 4}
+	fmt.Fprintf(spec.stderr, "bench: calibrating the query to about %s...\n", o.queryTime)
+	if err := q.calibrate(ctx, 8, spec.stderr); err != nil {
+		return phase{}, err
+	}
+	spec.name = fmt.Sprintf("the load, with a query of about %s run in a loop over the window (POST /api/query: an \"or\" of event leaves, each counting a property's distinct values per profile over one event name)", o.queryTime)
+	spec.during = q.run
+	ph, err := runPhase(ctx, spec)
+	ph.queries = q.stats()
+	return ph, err
 }
 
 // phaseSpec is what one measured phase of a run needs.
@@ -227,6 +284,7 @@ type phase struct {
 	acked      int            // messages acknowledged, warm-up and drain included
 	profile    string
 	trace      string
+	queries    *queryStats // the query loop's, when one ran
 }
 
 // runPhase offers the load for the warm-up and the window, measures the

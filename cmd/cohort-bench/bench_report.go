@@ -225,6 +225,13 @@ func (r *benchReport) print(out io.Writer) {
 	for _, ph := range r.phases {
 		r.printPhase(out, &ph)
 	}
+	if len(r.phases) == 2 && r.phases[1].queries != nil {
+		a, b := r.phases[0].st.latencies, r.phases[1].st.latencies
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "  query moved  ingest p50 by %+.2fms, p99 by %+.2fms, max by %+.2fms\n",
+			float64(percentile(b, 50)-percentile(a, 50))/1e6, float64(percentile(b, 99)-percentile(a, 99))/1e6,
+			float64(percentile(b, 100)-percentile(a, 100))/1e6)
+	}
 	if c := r.stored; c != nil {
 		fmt.Fprintln(out)
 		switch {
@@ -277,6 +284,17 @@ func (r *benchReport) printPhase(out io.Writer, ph *phase) {
 		fmt.Fprintf(out, "  errors       %d of %d requests (warm-up and drain included):\n", n, st.total)
 		for _, class := range slices.Sorted(maps.Keys(st.failures)) {
 			fmt.Fprintf(out, "                 %-28s %6d   e.g. %s\n", class, st.failures[class], st.examples[class])
+		}
+	}
+	if q := ph.queries; q != nil {
+		if q.n > 0 {
+			fmt.Fprintf(out, "  queries      %d completed in the window: p50 %s, min %s, max %s; %d to %d leaves\n",
+				q.n, ms(q.p50), ms(q.min), ms(q.max), q.minLeaf, q.maxLeaf)
+		} else {
+			fmt.Fprintf(out, "  queries      none completed in the window\n")
+		}
+		if q.errors > 0 {
+			fmt.Fprintf(out, "               %d failed, the last: %v\n", q.errors, q.lastErr)
 		}
 	}
 	inProc := r.t.kind == targetInProc

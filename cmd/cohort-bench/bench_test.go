@@ -103,6 +103,7 @@ func TestBenchIngestShortRun(t *testing.T) {
 		{"--server-bin", bin},
 		{"--server-bin", bin, "--rate", "5000", "--server-gomaxprocs", "1"},
 		{"--in-process", "--rate", "5000"},
+		{"--server-bin", bin, "--rate", "5000", "--query-loop", "--query-time", "20ms"},
 	} {
 		var out, errOut bytes.Buffer
 		args := append([]string{"ingest", "--duration", "1s", "--warmup", "200ms", "--concurrency", "4", "--batch", "20"}, extra...)
@@ -117,6 +118,12 @@ func TestBenchIngestShortRun(t *testing.T) {
 		}
 		if slices.Contains(extra, "--server-gomaxprocs") && !strings.Contains(report, "GOMAXPROCS=1") {
 			t.Errorf("%q: the report does not say the server ran with GOMAXPROCS=1:\n%s", args, report)
+		}
+		if slices.Contains(extra, "--query-loop") {
+			q := regexp.MustCompile(`queries +(\d+) completed in the window`).FindStringSubmatch(report)
+			if q == nil || count(t, q[1]) == 0 || !strings.Contains(report, "phase        the load alone") || !strings.Contains(report, "query moved  ingest p50 by") {
+				t.Errorf("%q: no query loop in the report:\n%s", args, report)
+			}
 		}
 		m := regexp.MustCompile(`stored +([\d,]+) messages acknowledged to the clients; the server accepted ([\d,]+) \(/metrics\) and holds ([\d,]+) events`).FindStringSubmatch(report)
 		if m == nil {
