@@ -9,7 +9,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/cohortdb/cohort/internal/config"
 	"github.com/cohortdb/cohort/internal/message"
 	"github.com/cohortdb/cohort/internal/model"
 	"github.com/cohortdb/cohort/internal/store"
@@ -41,17 +40,7 @@ func trackItems(ids []string) []message.Item {
 // among ids that sort before and after it, or after a restart.
 func TestDedupExact(t *testing.T) {
 	fs := vfs.NewMem()
-	open := func() (*store.Store, *Ingester) {
-		st, err := store.Open("", store.Options{FS: fs, CacheBytes: 8 << 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := New(st, Options{Limits: config.Default().Limits, Now: func() time.Time { return t0 }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st, g
-	}
+	open := func() (*store.Store, *Ingester) { return openOn(t, fs) }
 	st, g := open()
 	ws, _, err := g.CreateWorkspace(context.Background(), "default", Keys{})
 	if err != nil {
