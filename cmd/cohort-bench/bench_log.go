@@ -55,11 +55,16 @@ func (h *benchLog) WithGroup(name string) slog.Handler {
 func (h *benchLog) warnings() []string {
 	h.st.mu.Lock()
 	defer h.st.mu.Unlock()
-	msgs := slices.Sorted(maps.Keys(h.st.counts))
-	slices.SortStableFunc(msgs, func(a, b string) int { return h.st.counts[b] - h.st.counts[a] })
+	return countedWarnings(h.st.counts)
+}
+
+// countedWarnings lists warnings counted by message, most frequent first.
+func countedWarnings(counts map[string]int) []string {
+	msgs := slices.Sorted(maps.Keys(counts))
+	slices.SortStableFunc(msgs, func(a, b string) int { return counts[b] - counts[a] })
 	var out []string
 	for _, m := range msgs {
-		out = append(out, fmt.Sprintf("%d× %q", h.st.counts[m], m))
+		out = append(out, fmt.Sprintf("%d× %q", counts[m], m))
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -159,44 +160,105 @@ func loadAverage() string {
 // benchReport is everything printed at the end of a run.
 type benchReport struct {
 	opts    ingestOpts
-	target  string
+	t       *target
 	w       *workload
-	st      benchStats
-	server  *serverView // nil when /metrics could not be read
-	inProc  bool
-	profile string
-	trace   string
-	// Machine-wide CPU over the window, and the load average before the run.
-	cpu0, cpu1 bench.CPUTimes
-	loadavg    string
-	// The in-process server's warnings over the whole run, counted.
+	phases  []phase
+	stored  *storedCheck // nil when the store was not new (--url)
+	loadavg string       // the 1-minute load average before the run
+	// The server's warnings over the whole run, counted.
 	warnings []string
-	metricsE error
+}
+
+// acked is the number of messages acknowledged over the run.
+func (r *benchReport) acked() int {
+	n := 0
+	for _, ph := range r.phases {
+		n += ph.acked
+	}
+	return n
+}
+
+// verdict is the run's error: failed requests, or a store that does not
+// hold what was acknowledged.
+func (r *benchReport) verdict() error {
+	failed, total := 0, 0
+	for _, ph := range r.phases {
+		failed += ph.st.failed()
+		total += ph.st.total
+	}
+	var errs []error
+	if failed > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d requests failed", failed, total))
+	}
+	if r.stored != nil {
+		if p := r.stored.problem(failed); p != "" {
+			errs = append(errs, fmt.Errorf("stored events: %s", p))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (r *benchReport) print(out io.Writer) {
-	o, st, w := r.opts, r.st, r.w
-	secs := st.window.Seconds()
+	o, w := r.opts, r.w
 	mode := "as fast as possible (closed loop: each client sends when it has its previous answer)"
 	if o.rate > 0 {
 		mode = fmt.Sprintf("%s events/s = %.1f requests/s on a fixed schedule (open loop; latency from the scheduled send time)",
 			thousands(o.rate), o.rate/float64(o.batch))
 	}
 	fmt.Fprintf(out, "cohort-bench ingest\n")
-	fmt.Fprintf(out, "  machine      %d CPUs (GOMAXPROCS %d), %s/%s, %s, %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cmp.Or(bench.ThisMachine().CPU, "unknown CPU"), runtime.Version())
+	fmt.Fprintf(out, "  machine      %d CPUs, %s/%s, %s, %s; the load generator runs with GOMAXPROCS %d\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cmp.Or(bench.ThisMachine().CPU, "unknown CPU"), runtime.Version(), runtime.GOMAXPROCS(0))
 	if r.loadavg != "" {
 		fmt.Fprintf(out, "               load average %s before the run\n", r.loadavg)
 	}
-	fmt.Fprintf(out, "  server       %s\n", r.target)
+	fmt.Fprintf(out, "  server       %s\n", r.t.desc)
+	if r.t.version != "" {
+		fmt.Fprintf(out, "               %s\n", r.t.version)
+	}
 	fmt.Fprintf(out, "  workload     POST /v1/batch, %d track events per request, %.0f B per event, %.1f KB per body; %d clients\n",
 		o.batch, w.meanEvent, w.meanBody/1024, o.concurrency)
 	fmt.Fprintf(out, "               %d users (Zipf: the hottest sends %.2f%% of the messages, the top 1%% %.0f%%), %d event names (Zipf)\n",
 		o.users, 100*w.hotUser, 100*w.top1pct, len(benchEventNames()))
+	fmt.Fprintf(out, "               timestamps in ms, up to 5 s before sentAt in random order (late, out of order)\n")
 	fmt.Fprintf(out, "               %s distinct pre-generated messages, sent with unique messageIds\n", thousands(float64(w.distinct)))
 	fmt.Fprintf(out, "  load         %s\n", mode)
-	fmt.Fprintf(out, "  window       %s measured after %s warm-up\n", st.window.Round(time.Millisecond), o.warmup)
+	for _, ph := range r.phases {
+		r.printPhase(out, &ph)
+	}
+	if len(r.phases) == 2 && r.phases[1].queries != nil {
+		a, b := r.phases[0].st.latencies, r.phases[1].st.latencies
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "  query moved  ingest p50 by %+.2fms, p99 by %+.2fms, max by %+.2fms\n",
+			float64(percentile(b, 50)-percentile(a, 50))/1e6, float64(percentile(b, 99)-percentile(a, 99))/1e6,
+			float64(percentile(b, 100)-percentile(a, 100))/1e6)
+	}
+	if c := r.stored; c != nil {
+		fmt.Fprintln(out)
+		switch {
+		case c.metricsE != nil || c.schemaE != nil:
+			fmt.Fprintf(out, "  stored       %s\n", c.problem(0))
+		default:
+			fmt.Fprintf(out, "  stored       %s messages acknowledged to the clients; the server accepted %s (/metrics) and holds %s events (/api/schema)\n",
+				thousands(float64(c.acked)), thousands(c.metrics), thousands(float64(c.schema)))
+		}
+	}
+	for i, w := range r.warnings {
+		label := ""
+		if i == 0 {
+			label = "warnings"
+		}
+		fmt.Fprintf(out, "  %-12s %s (whole run)\n", label, w)
+	}
+}
+
+func (r *benchReport) printPhase(out io.Writer, ph *phase) {
+	o, st := r.opts, ph.st
+	secs := st.window.Seconds()
 	fmt.Fprintln(out)
+	if ph.name != "" {
+		fmt.Fprintf(out, "  phase        %s\n", ph.name)
+	}
+	fmt.Fprintf(out, "  window       %s measured after %s warm-up\n", st.window.Round(time.Millisecond), o.warmup)
 	offered := ""
 	if o.rate > 0 {
 		offered = fmt.Sprintf(", of %s offered", thousands(o.rate))
@@ -224,7 +286,19 @@ func (r *benchReport) print(out io.Writer) {
 			fmt.Fprintf(out, "                 %-28s %6d   e.g. %s\n", class, st.failures[class], st.examples[class])
 		}
 	}
-	if sv := r.server; sv != nil {
+	if q := ph.queries; q != nil {
+		if q.n > 0 {
+			fmt.Fprintf(out, "  queries      %d completed in the window: p50 %s, min %s, max %s; %d to %d leaves\n",
+				q.n, ms(q.p50), ms(q.min), ms(q.max), q.minLeaf, q.maxLeaf)
+		} else {
+			fmt.Fprintf(out, "  queries      none completed in the window\n")
+		}
+		if q.errors > 0 {
+			fmt.Fprintf(out, "               %d failed, the last: %v\n", q.errors, q.lastErr)
+		}
+	}
+	inProc := r.t.kind == targetInProc
+	if sv := ph.server; sv != nil {
 		fmt.Fprintln(out)
 		fmt.Fprintf(out, "  server's /metrics over the window:\n")
 		fmt.Fprintf(out, "    messages   %s accepted, %s duplicate, %s rejected\n",
@@ -238,43 +312,42 @@ func (r *benchReport) print(out io.Writer) {
 				thousands(sv.syncs), ms(time.Duration(sv.syncSec/sv.syncs*1e9)), sv.groups/sv.syncs, 100*sv.syncSec/secs)
 		}
 		if sv.haveCPU {
-			who := "server"
-			if r.inProc {
-				who = "server and load generator (one process)"
+			perEvent := ""
+			if sv.accepted > 0 {
+				perEvent = fmt.Sprintf(" (%.1f µs of CPU per accepted event)", sv.cpuSec/sv.accepted*1e6)
 			}
-			fmt.Fprintf(out, "    CPU        %.2f cores used by the %s, of %d\n", sv.cpuSec/secs, who, runtime.NumCPU())
+			if inProc {
+				fmt.Fprintf(out, "    CPU        %.2f cores used by the server and load generator (one process), of %d%s\n", sv.cpuSec/secs, runtime.NumCPU(), perEvent)
+			} else {
+				fmt.Fprintf(out, "    CPU        %.2f cores used by the server, of %d%s\n", sv.cpuSec/secs, runtime.NumCPU(), perEvent)
+				if ph.genCPU > 0 {
+					fmt.Fprintf(out, "               %.2f cores used by the load generator (this process)\n", ph.genCPU.Seconds()/secs)
+				}
+			}
 		}
-		if sv.haveCPU && r.cpu0.OK && r.cpu1.OK {
-			all := (r.cpu1.Busy - r.cpu0.Busy) / secs
-			others := max(0, all-sv.cpuSec/secs)
-			who := "other processes"
-			if !r.inProc {
-				who = "other processes (this load generator included, if on the same machine)"
+		if sv.haveCPU && ph.cpu0.OK && ph.cpu1.OK {
+			all := (ph.cpu1.Busy - ph.cpu0.Busy) / secs
+			ours := sv.cpuSec / secs
+			if !inProc {
+				ours += ph.genCPU.Seconds() / secs
 			}
-			fmt.Fprintf(out, "    machine    %.2f cores busy in all, %.2f of them by %s; iowait %.2f, steal %.2f\n",
-				all, others, who, (r.cpu1.IOWait-r.cpu0.IOWait)/secs, (r.cpu1.Steal-r.cpu0.Steal)/secs)
-			if r.inProc && others > 0.1 {
+			fmt.Fprintf(out, "    machine    %.2f cores busy in all, %.2f of them by other processes; iowait %.2f, steal %.2f\n",
+				all, max(0, all-ours), (ph.cpu1.IOWait-ph.cpu0.IOWait)/secs, (ph.cpu1.Steal-ph.cpu0.Steal)/secs)
+			if all-ours > 0.1 {
 				fmt.Fprintf(out, "               (the measurement competed with other work on this machine)\n")
 			}
 		}
 		if sv.haveGC {
-			fmt.Fprintf(out, "    GC         %s cycles\n", thousands(sv.gcCycles))
+			fmt.Fprintf(out, "    GC         %s cycles (the server's)\n", thousands(sv.gcCycles))
 		}
-		for i, w := range r.warnings {
-			label := ""
-			if i == 0 {
-				label = "warnings"
-			}
-			fmt.Fprintf(out, "    %-10s %s (whole run)\n", label, w)
-		}
-	} else if r.metricsE != nil {
-		fmt.Fprintf(out, "\n  (server metrics unavailable: %v)\n", r.metricsE)
+	} else if ph.metricsE != nil {
+		fmt.Fprintf(out, "\n  (server metrics unavailable: %v)\n", ph.metricsE)
 	}
-	if r.profile != "" {
-		fmt.Fprintf(out, "\n  CPU profile of the window in %s (go tool pprof -top %s)\n", r.profile, r.profile)
+	if ph.profile != "" {
+		fmt.Fprintf(out, "\n  CPU profile of the window in %s (go tool pprof -top %s)\n", ph.profile, ph.profile)
 	}
-	if r.trace != "" {
-		fmt.Fprintf(out, "  execution trace of the window in %s (go tool trace %s)\n", r.trace, r.trace)
+	if ph.trace != "" {
+		fmt.Fprintf(out, "  execution trace of the window in %s (go tool trace %s)\n", ph.trace, ph.trace)
 	}
 }
 

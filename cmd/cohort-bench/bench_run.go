@@ -31,8 +31,8 @@ type loadRun struct {
 	interval time.Duration // 0: as fast as possible
 	t0, end  time.Time     // no request is due at or after end
 
-	next atomic.Uint64 // next request number
-	seq  atomic.Uint64 // next message sequence number (messageIds)
+	next atomic.Uint64  // next request number
+	seq  *atomic.Uint64 // next message sequence number (messageIds), shared by a run's phases
 }
 
 // sample is one request that got a valid answer.

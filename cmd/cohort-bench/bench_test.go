@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +76,9 @@ func TestBenchFlags(t *testing.T) {
 		{"--batch", "0"},
 		{"--rate", "-1"},
 		{"extra"},
+		{"--url", "http://127.0.0.1:1", "--write-key", "wk_12345678", "--server-gomaxprocs", "1"},
+		{"--in-process", "--server-bin", "/bin/true"},
+		{"--server-gomaxprocs", "-1"},
 	} {
 		if _, err := parseIngestFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%q: no error", args)
@@ -78,22 +86,66 @@ func TestBenchFlags(t *testing.T) {
 	}
 }
 
-// TestBenchIngestShortRun runs the whole command against an in-process
-// server for a fraction of a second, closed and open loop.
+// TestBenchIngestShortRun runs the whole command for about a second
+// against a real child server (and once in-process), closed and open loop,
+// and checks that the report's numbers agree: what the clients had
+// acknowledged is what the server says it stored.
 func TestBenchIngestShortRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a server")
+		t.Skip("builds and starts a server")
 	}
-	for _, extra := range [][]string{nil, {"--rate", "5000"}} {
+	bin := filepath.Join(t.TempDir(), "cohort")
+	build := exec.Command("go", "build", "-o", bin, "github.com/cohortdb/cohort/cmd/cohort")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the server: %v\n%s", err, out)
+	}
+	for _, extra := range [][]string{
+		{"--server-bin", bin},
+		{"--server-bin", bin, "--rate", "5000", "--server-gomaxprocs", "1"},
+		{"--in-process", "--rate", "5000"},
+		{"--server-bin", bin, "--rate", "5000", "--query-loop", "--query-time", "20ms"},
+	} {
 		var out, errOut bytes.Buffer
-		args := append([]string{"ingest", "--duration", "400ms", "--warmup", "100ms", "--concurrency", "4", "--batch", "20"}, extra...)
+		args := append([]string{"ingest", "--duration", "1s", "--warmup", "200ms", "--concurrency", "4", "--batch", "20"}, extra...)
 		if err := benchCmd(args, &out, &errOut); err != nil {
 			t.Fatalf("%q: %v\n%s\n%s", args, err, out.String(), errOut.String())
 		}
-		for _, want := range []string{"events/s", "p99.9", "errors       none", "0 duplicate, 0 rejected"} {
-			if !strings.Contains(out.String(), want) {
-				t.Errorf("%q: output lacks %q:\n%s", args, want, out.String())
+		report := out.String()
+		for _, want := range []string{"events/s", "p99.9", "errors       none", "0 duplicate, 0 rejected", "µs of CPU per accepted event"} {
+			if !strings.Contains(report, want) {
+				t.Errorf("%q: output lacks %q:\n%s", args, want, report)
 			}
 		}
+		if slices.Contains(extra, "--server-gomaxprocs") && !strings.Contains(report, "GOMAXPROCS=1") {
+			t.Errorf("%q: the report does not say the server ran with GOMAXPROCS=1:\n%s", args, report)
+		}
+		if slices.Contains(extra, "--query-loop") {
+			q := regexp.MustCompile(`queries +(\d+) completed in the window`).FindStringSubmatch(report)
+			if q == nil || count(t, q[1]) == 0 || !strings.Contains(report, "phase        the load alone") || !strings.Contains(report, "query moved  ingest p50 by") {
+				t.Errorf("%q: no query loop in the report:\n%s", args, report)
+			}
+		}
+		m := regexp.MustCompile(`stored +([\d,]+) messages acknowledged to the clients; the server accepted ([\d,]+) \(/metrics\) and holds ([\d,]+) events`).FindStringSubmatch(report)
+		if m == nil {
+			t.Fatalf("%q: no stored line:\n%s", args, report)
+		}
+		acked, accepted, held := count(t, m[1]), count(t, m[2]), count(t, m[3])
+		if acked < 1000 || acked != accepted || acked != held {
+			t.Errorf("%q: %d acknowledged, %d accepted, %d held: want the same, at least 1,000", args, acked, accepted, held)
+		}
+		ev := regexp.MustCompile(`events/s +([\d,]+) +\(([\d,]+) accepted`).FindStringSubmatch(report)
+		if ev == nil || count(t, ev[1]) == 0 || count(t, ev[2]) > acked {
+			t.Errorf("%q: events/s line %q: want a rate above 0 and no more in the window than in the run (%d)", args, ev, acked)
+		}
 	}
+}
+
+// count parses a number printed with thousands separators.
+func count(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.ReplaceAll(s, ",", ""))
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return n
 }

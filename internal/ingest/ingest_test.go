@@ -389,19 +389,24 @@ func TestWorkspaceIsolation(t *testing.T) {
 	}
 }
 
+// openOn opens a store on fs (kept across restarts) and an ingester over
+// it with the default limits.
+func openOn(t *testing.T, fs vfs.FS) (*store.Store, *Ingester) {
+	t.Helper()
+	st, err := store.Open("", store.Options{FS: fs, CacheBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(st, Options{Limits: config.Default().Limits, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, g
+}
+
 func TestRestartKeepsState(t *testing.T) {
 	fs := vfs.NewMem()
-	open := func() (*store.Store, *Ingester) {
-		st, err := store.Open("", store.Options{FS: fs, CacheBytes: 8 << 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := New(st, Options{Limits: config.Default().Limits})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st, g
-	}
+	open := func() (*store.Store, *Ingester) { return openOn(t, fs) }
 	st, g := open()
 	ws, _, err := g.CreateWorkspace(context.Background(), "default", Keys{})
 	if err != nil {

@@ -25,7 +25,8 @@ type tx struct {
 
 	profiles map[uint32]*cached
 	changes  Changes
-	origin   string // the origin of the item being applied (a source's record)
+	added    map[string]struct{} // messageIds accepted in this group (dedup.go)
+	origin   string              // the origin of the item being applied (a source's record)
 
 	accepted, duplicates, rejected int
 }
@@ -42,7 +43,7 @@ type cached struct {
 }
 
 func newTx(g *Ingester, b *pebble.Batch, w *Workspace) *tx {
-	return &tx{g: g, b: b, w: w, now: g.now().UTC(), profiles: map[uint32]*cached{}}
+	return &tx{g: g, b: b, w: w, now: g.now().UTC(), profiles: map[uint32]*cached{}, added: map[string]struct{}{}}
 }
 
 func (t *tx) run(j *job) error {
@@ -76,19 +77,20 @@ func (t *tx) runJob(j *job) error {
 		}
 		return j.run(t.b)
 	}
-	for _, it := range j.items {
+	stored, err := t.storedIDs(j.items)
+	if err != nil {
+		return err
+	}
+	for i, it := range j.items {
 		reason := it.Err
 		if reason == nil {
-			dup, err := t.seen(it.Msg)
-			if err != nil {
-				return err
-			}
-			if dup {
+			if t.seen(stored, i, it.Msg.MessageID) {
 				t.duplicates++
 				j.res.Duplicates++
 				continue
 			}
 			t.origin = it.Origin
+			var err error
 			reason, err = t.apply(it.Msg)
 			t.origin = ""
 			if err != nil {
@@ -128,18 +130,6 @@ func (t *tx) deadLetter(r store.Rejection) error {
 		return fmt.Errorf("encode rejection: %w", err)
 	}
 	return t.b.Set(store.RejectKey(t.w.Num, r.Seq), v, nil)
-}
-
-// seen reports whether the message's id was accepted before.
-func (t *tx) seen(m *model.Message) (bool, error) {
-	if m.MessageID == "" {
-		return false, nil
-	}
-	ok, err := store.Exists(t.b, store.MsgIDKey(t.w.Num, m.MessageID))
-	if err != nil {
-		return false, fmt.Errorf("dedup lookup: %w", err)
-	}
-	return ok, nil
 }
 
 // apply applies one valid message. It returns a rejection reason when a
@@ -216,6 +206,7 @@ func (t *tx) apply(m *model.Message) (reason, err error) {
 		if err := t.b.Set(store.MsgIDKey(t.w.Num, m.MessageID), store.U32(store.Day(m.ReceivedAt)), nil); err != nil {
 			return nil, err
 		}
+		t.added[m.MessageID] = struct{}{}
 	}
 	return nil, nil
 }

@@ -84,6 +84,9 @@ func MsgIDKey(ws uint32, id string) []byte {
 	return append(wsKey(tagMsgID, ws, len(id)), id...)
 }
 
+// MsgIDRange bounds a workspace's dedup set: [lo, hi).
+func MsgIDRange(ws uint32) (lo, hi []byte) { return wsRange(tagMsgID, ws) }
+
 // RejectKey is a dead-letter entry.
 func RejectKey(ws uint32, seq uint64) []byte { return appendU64(wsKey(tagReject, ws, 8), seq) }
 
