@@ -39,6 +39,7 @@ type segmentsOpts struct {
 	memprofile  string
 	onlyCases   string
 	maxHeapGiB  float64
+	indexDir    string
 }
 
 func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
@@ -56,6 +57,7 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	fs.StringVar(&o.loadProfile, "load-cpuprofile", "", "write a CPU profile of the load to `FILE`")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile after the load to `FILE`")
 	fs.Float64Var(&o.maxHeapGiB, "max-heap-gib", 0, "stop the load with an error when the Go heap exceeds this many GiB (0: no limit)")
+	fs.StringVar(&o.indexDir, "index-dir", "", "checkpoint the loaded index into `DIR` (part files and a checkpoint), open it again from there as a restart does, and run the suite on the reopened index (its event columns mapped from the files)")
 	fs.StringVar(&o.onlyCases, "cases", "", "comma-separated suite case names to run (default: all; referenced cases must be included)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -125,6 +127,17 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stderr, "bench segments: loaded in %s (index.Apply %s), index %.0f B/profile\n",
 		ls.Wall.Round(time.Millisecond), ls.Apply.Round(time.Millisecond), ls.BytesPerProfile())
+	var ps *bench.PersistStats
+	if o.indexDir != "" {
+		re, st, err := bench.PersistAndReopen(ctx, ix, o.indexDir)
+		if err != nil {
+			return err
+		}
+		defer re.Close()
+		ix, ps = re, &st
+		fmt.Fprintf(stderr, "bench segments: checkpoint %s, open %s, heap with the reopened index %.0f B/profile\n",
+			st.Checkpoint.Round(time.Millisecond), st.Open.Round(time.Millisecond), perProfile(st.HeapAfter, ls))
+	}
 	if o.memprofile != "" {
 		if err := writeHeapProfile(o.memprofile); err != nil {
 			return err
@@ -145,6 +158,9 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	printSegments(stdout, o, suite, ls, res, bench.ThisMachine())
+	if ps != nil {
+		printPersist(stdout, ls, ps)
+	}
 	fmt.Fprintf(stdout, "load average (1, 5, 15 min) before the evaluations: %s, after: %s\n", load0, bench.LoadAvg())
 	return nil
 }
@@ -220,4 +236,21 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("heap profile: %w", err)
 	}
 	return nil
+}
+
+// perProfile is the heap over the one before the load, per profile.
+func perProfile(heap uint64, ls bench.LoadStats) float64 {
+	if heap < ls.HeapBefore || ls.Profiles == 0 {
+		return 0
+	}
+	return float64(heap-ls.HeapBefore) / float64(ls.Profiles)
+}
+
+func printPersist(w io.Writer, ls bench.LoadStats, ps *bench.PersistStats) {
+	fmt.Fprintf(w, "persisted (--index-dir): checkpoint %s, files %.1f MB; index.Open from them %s\n",
+		ps.Checkpoint.Round(time.Millisecond), float64(ps.FileBytes)/1e6, ps.Open.Round(time.Millisecond))
+	fmt.Fprintf(w, "index memory, reopened:   %.1f B/profile of Go heap (%.1f MB HeapInuse over the empty heap)\n",
+		perProfile(ps.HeapAfter, ls), perProfile(ps.HeapAfter, ls)*float64(ls.Profiles)/1e6)
+	fmt.Fprintf(w, "process RSS after the open: %.1f MB anonymous, %.1f MB of mapped files (the page cache of the parts)\n",
+		float64(ps.RSSAnon)/1e6, float64(ps.RSSFile)/1e6)
 }

@@ -1,9 +1,12 @@
 package index
 
 import (
+	"encoding/json"
 	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/cohortdb/cohort/internal/condition"
 )
 
 // valEntry is one distinct value of a trait and the profiles holding it.
@@ -21,6 +24,46 @@ type valEntry struct {
 	// isInst: a date-time string with an int64 instant; instOut: a
 	// date-time outside that range.
 	isInst, instOut bool
+}
+
+// rawJSON is an object trait value kept as its canonical JSON: most
+// objects (an address, a location) are held by one profile each, and a
+// decoded map costs several times its text. Tests that can match an
+// object decode it (testValue); for every other test it is a non-null
+// value of no scalar type, which is what an object is to them.
+type rawJSON string
+
+// storedValue is v as an entry keeps it: objects as their canonical JSON
+// (key), anything else as it is.
+func storedValue(v any, key string) any {
+	if _, ok := v.(map[string]any); ok {
+		return rawJSON(key)
+	}
+	return v
+}
+
+// value is the entry's value decoded.
+func (e *valEntry) value() any {
+	r, ok := e.v.(rawJSON)
+	if !ok {
+		return e.v
+	}
+	var v any
+	if err := json.Unmarshal([]byte(r), &v); err != nil {
+		return nil // canonical JSON written by this package: not reached
+	}
+	return v
+}
+
+// testValue is the entry's value as test needs it: decoded only when the
+// test can match an object (near, on a point).
+func (e *valEntry) testValue(test *condition.Test) any {
+	if _, ok := e.v.(rawJSON); ok {
+		if op, _ := test.Op.Positive(); op == condition.OpNear {
+			return e.value()
+		}
+	}
+	return e.v
 }
 
 // newValEntry makes a distinct value's entry, parsing a date-time once.

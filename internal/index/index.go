@@ -361,7 +361,7 @@ func (t *traitIdx) set(num uint32, old any, hadOld bool, cur any, hasCur bool) {
 		key := canonKey(cur)
 		e := t.vals[key]
 		if e == nil {
-			e = newValEntry(cur)
+			e = newValEntry(storedValue(cur, key))
 			t.vals[key] = e
 			t.markDirty()
 		}
@@ -401,7 +401,7 @@ func (t *traitIdx) sub(rest string) *traitIdx {
 	}
 	s := newTraitIdx()
 	for _, e := range t.vals {
-		v, ok := subValue(e.v, true, rest)
+		v, ok := subValue(e.value(), true, rest)
 		if !ok {
 			continue
 		}
@@ -409,7 +409,7 @@ func (t *traitIdx) sub(rest string) *traitIdx {
 		key := canonKey(v)
 		se := s.vals[key]
 		if se == nil {
-			se = newValEntry(v)
+			se = newValEntry(storedValue(v, key))
 			s.vals[key] = se
 		}
 		se.union(e)
@@ -519,6 +519,8 @@ func canonKey(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "null"
+	case rawJSON:
+		return string(x)
 	case bool:
 		if x {
 			return "true"
@@ -656,7 +658,7 @@ func (x *Index) Trait(n *condition.Node, now time.Time) *roaring.Bitmap {
 	have := roaring.New() // profiles for which the name resolves
 	if t, ok := x.traits[name]; ok {
 		for _, e := range t.vals {
-			if test.Match(e.v, true, now) {
+			if test.Match(e.testValue(test), true, now) {
 				g.add(e)
 			}
 		}
@@ -668,7 +670,7 @@ func (x *Index) Trait(n *condition.Node, now time.Time) *roaring.Bitmap {
 			// than every distinct object.
 			for _, e := range t.sub(rest).vals {
 				bm := roaring.AndNot(e.bitmap(), have)
-				if test.Match(e.v, true, now) {
+				if test.Match(e.testValue(test), true, now) {
 					g.parts = append(g.parts, bm)
 				}
 				have.Or(bm)

@@ -83,6 +83,9 @@ func (m *metaWriter) value(v any) {
 	case string:
 		m.raw([]byte{valString})
 		m.str(x)
+	case rawJSON:
+		m.raw([]byte{valJSON})
+		m.str(string(x))
 	default:
 		if f, ok := condition.Number(v); ok && !math.IsNaN(f) {
 			m.raw([]byte{valNumber})
@@ -258,7 +261,9 @@ func (r *binReader) bitmap() *roaring.Bitmap {
 	return bm
 }
 
-func (r *binReader) value() any {
+// value reads a value; objects stay canonical JSON text when objects is
+// set (trait values) and are decoded otherwise (dictionaries).
+func (r *binReader) value(objects bool) any {
 	if len(r.b) == 0 {
 		r.fail("truncated value")
 		return nil
@@ -277,8 +282,12 @@ func (r *binReader) value() any {
 	case valString:
 		return string(r.bytes())
 	case valJSON:
+		b := r.bytes()
+		if len(b) > 0 && b[0] == '{' && objects {
+			return rawJSON(b) // a trait's object stays text (entry.go)
+		}
 		var v any
-		if err := json.Unmarshal(r.bytes(), &v); err != nil {
+		if err := json.Unmarshal(b, &v); err != nil {
 			r.fail("value: " + err.Error())
 		}
 		return v
@@ -336,7 +345,7 @@ func readMeta(path string) (x *Index, storeSeq uint64, partNames map[string][]st
 		nv := r.count()
 		t.vals = make(map[string]*valEntry, nv)
 		for range nv {
-			e := newValEntry(r.value())
+			e := newValEntry(r.value(true))
 			e.n = int64(r.uvarint())
 			if e.n <= 1 {
 				e.single = uint32(r.uvarint())
@@ -356,7 +365,7 @@ func readMeta(path string) (x *Index, storeSeq uint64, partNames map[string][]st
 			col := &propCol{k: k, ids: newIDCol(0), dict: []any{nil}, byKey: map[string]uint32{}}
 			nd := int(r.uvarint())
 			for id := 1; id < nd && r.err == nil; id++ {
-				v := r.value()
+				v := r.value(false)
 				col.dict = append(col.dict, v)
 				col.index(v, uint32(id))
 			}

@@ -28,7 +28,7 @@ func (x *Index) TopTraitValues(name string, limit int) []ValueCount {
 	if t != nil {
 		for key, e := range t.vals {
 			if top.wants(e.n) {
-				top.offer(key, e.v, e.n)
+				top.offer(key, e, e.n)
 			}
 		}
 	}
@@ -113,7 +113,11 @@ func (t *topK) sorted() []ValueCount {
 	out := make([]ValueCount, len(t.items))
 	for i := len(out) - 1; i >= 0; i-- {
 		it := heap.Pop(t).(topItem)
-		out[i] = ValueCount{Value: it.v, Count: it.count}
+		v := it.v
+		if e, ok := v.(*valEntry); ok {
+			v = e.value() // decoded for the few values that made the top
+		}
+		out[i] = ValueCount{Value: v, Count: it.count}
 	}
 	return out
 }
