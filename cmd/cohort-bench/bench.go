@@ -21,6 +21,7 @@ const benchUsage = `Usage:
   cohort-bench segments [flags]   segment evaluation on an in-memory index
   cohort-bench realtime [flags]   real-time membership changes under load
   cohort-bench peers [flags]      the same conditions on PostgreSQL and DuckDB
+  cohort-bench restart [flags]    start after SIGKILL mid-ingest: time to healthy, nothing lost
 
 cohort-bench SUBCOMMAND -h lists its flags, environment and an example.
 Results and the commands that made them: BENCHMARKS.md.
@@ -40,6 +41,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		"segments": benchSegments,
 		"realtime": benchRealtime,
 		"peers":    benchPeers,
+		"restart":  benchRestart,
 	}[args[0]]
 	if run == nil {
 		switch args[0] {

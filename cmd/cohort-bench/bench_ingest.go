@@ -193,7 +193,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: o.timeout}
-	if err := waitHealthy(ctx, client, t.base+"/healthz"); err != nil {
+	if err := waitHealthy(ctx, client, t.base+"/healthz", 30*time.Second); err != nil {
 		return err
 	}
 

@@ -39,6 +39,8 @@ type target struct {
 	version  string // the child's `cohort version`
 	warnings func() []string
 	stop     func() error
+	child    *childServer // the child process, when kind is targetChild
+	started  time.Time    // when the child process was started
 }
 
 type targetKind int
@@ -64,6 +66,13 @@ type childServer struct {
 // and returns once GET /healthz answers 200. stop sends SIGTERM, waits for
 // the exit and removes the directory (and the binary it built).
 func startChild(ctx context.Context, stderr io.Writer, bin string, gomaxprocs int, writeKey, apiKey string) (*target, error) {
+	return startChildIn(ctx, stderr, bin, gomaxprocs, writeKey, apiKey, "", 30*time.Second)
+}
+
+// startChildIn is startChild on data directory dir when it is not "" (it
+// is then kept: a later start opens the same data), waiting up to
+// healthWait for /healthz to answer 200.
+func startChildIn(ctx context.Context, stderr io.Writer, bin string, gomaxprocs int, writeKey, apiKey, dir string, healthWait time.Duration) (*target, error) {
 	var cleanup []func() error
 	undo := func() error {
 		var errs []error
@@ -91,12 +100,13 @@ func startChild(ctx context.Context, stderr io.Writer, bin string, gomaxprocs in
 		undo()
 		return nil, fmt.Errorf("%s version: %w", bin, err)
 	}
-	dir, err := os.MkdirTemp("", "cohort-bench-")
-	if err != nil {
-		undo()
-		return nil, fmt.Errorf("data directory: %w", err)
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "cohort-bench-"); err != nil {
+			undo()
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		cleanup = append(cleanup, func() error { return os.RemoveAll(dir) })
 	}
-	cleanup = append(cleanup, func() error { return os.RemoveAll(dir) })
 
 	c := &childServer{dir: dir, done: make(chan struct{}), logs: newChildLog(stderr)}
 	c.cmd = exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--data", dir)
@@ -109,6 +119,7 @@ func startChild(ctx context.Context, stderr io.Writer, bin string, gomaxprocs in
 	c.cmd.Stderr = c.logs
 	c.cmd.SysProcAttr = childProcAttr()
 	c.cmd.WaitDelay = 5 * time.Second
+	started := time.Now()
 	if err := c.cmd.Start(); err != nil {
 		undo()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -125,7 +136,7 @@ func startChild(ctx context.Context, stderr io.Writer, bin string, gomaxprocs in
 	}
 	base := "http://" + addr
 	client := &http.Client{Timeout: 5 * time.Second}
-	if err := waitHealthy(ctx, client, base+"/healthz"); err != nil {
+	if err := waitHealthy(ctx, client, base+"/healthz", healthWait); err != nil {
 		return nil, errors.Join(err, undo())
 	}
 	procs := "its default GOMAXPROCS"
@@ -133,6 +144,7 @@ func startChild(ctx context.Context, stderr io.Writer, bin string, gomaxprocs in
 		procs = fmt.Sprintf("GOMAXPROCS=%d", gomaxprocs)
 	}
 	return &target{
+		child: c, started: started,
 		base: base, writeKey: writeKey, apiKey: apiKey, kind: targetChild, fresh: true,
 		version:  strings.TrimSpace(string(version)),
 		desc:     fmt.Sprintf("child process %d (%s serve, %s) on %s, data in %s, default configuration (WAL fsync before every answer)", c.cmd.Process.Pid, bin, procs, addr, dir),
@@ -182,6 +194,12 @@ func (c *childServer) stop() error {
 		<-c.done
 		return errors.New("the server did not exit within 30 s of SIGTERM; killed")
 	}
+}
+
+// kill ends the child with SIGKILL, as a crash would, and waits for it.
+func (c *childServer) kill() {
+	c.cmd.Process.Kill()
+	<-c.done
 }
 
 // childLog reads the child's log lines (slog text): the listening address
@@ -299,8 +317,8 @@ func startInProc(stderr io.Writer, writeKey, apiKey string) (*target, error) {
 }
 
 // waitHealthy polls url until it answers 200.
-func waitHealthy(ctx context.Context, client *http.Client, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+func waitHealthy(ctx context.Context, client *http.Client, url string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var last error
 	for {

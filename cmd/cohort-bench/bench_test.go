@@ -149,3 +149,26 @@ func count(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestBenchRestartShortRun runs `cohort-bench restart` small against the
+// real binary: it kills the server mid-ingest, starts it again and finds
+// every acknowledged message stored.
+func TestBenchRestartShortRun(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "cohort")
+	build := exec.Command("go", "build", "-o", bin, "github.com/cohortdb/cohort/cmd/cohort")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the server: %v\n%s", err, out)
+	}
+	var out, errOut bytes.Buffer
+	args := []string{"restart", "--profiles", "2000", "--events", "30000", "--kill-after", "0.7", "--clients", "4", "--server-bin", bin}
+	if err := benchCmd(args, &out, &errOut); err != nil {
+		t.Fatalf("%q: %v\n%s\n%s", args, err, out.String(), errOut.String())
+	}
+	m := regexp.MustCompile(`acknowledged messages sent again: (\d+) of (\d+) ignored as duplicates`).FindStringSubmatch(out.String())
+	if m == nil || m[1] != m[2] || count(t, m[2]) < 10000 {
+		t.Fatalf("the report does not show every acknowledged message stored:\n%s", out.String())
+	}
+	if !regexp.MustCompile(`SIGKILL, then start: /healthz 200 after \d`).MatchString(out.String()) {
+		t.Fatalf("no restart time in the report:\n%s", out.String())
+	}
+}

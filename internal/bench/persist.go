@@ -55,8 +55,8 @@ func PersistAndReopen(ctx context.Context, ix *index.Index, dir string) (*index.
 	}
 	st.Open = time.Since(t)
 	st.HeapAfter = HeapInuse()
-	st.RSSAnon = procKB("/proc/self/status", "RssAnon") << 10
-	st.RSSFile = procKB("/proc/self/status", "RssFile") << 10
+	st.RSSAnon = ProcKB("/proc/self/status", "RssAnon") << 10
+	st.RSSFile = ProcKB("/proc/self/status", "RssFile") << 10
 	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			st.FileBytes += fi.Size()
@@ -66,8 +66,8 @@ func PersistAndReopen(ctx context.Context, ix *index.Index, dir string) (*index.
 	return re, st, nil
 }
 
-// procKB reads a "Name: N kB" field (0 when absent).
-func procKB(path, name string) uint64 {
+// ProcKB reads a "Name: N kB" field of a /proc file (0 when absent).
+func ProcKB(path, name string) uint64 {
 	var v uint64
 	fmt.Sscanf(procField(path, name), "%d", &v)
 	return v

@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -154,7 +157,9 @@ func decodeChanges(v []byte) (*ingest.Changes, error) {
 }
 
 // replay applies the journal entries after x.ckptSeq from r; progress
-// hears how many were applied after each.
+// hears how many were applied after each. Entries are decoded (mostly
+// the events' property JSON) on several workers while this goroutine
+// applies them in order.
 func (x *Index) replay(ctx context.Context, r pebble.Reader, progress func(int)) (int, error) {
 	_, hi := store.JournalRange(x.ws)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: store.JournalKey(x.ws, x.ckptSeq+1), UpperBound: hi})
@@ -162,36 +167,86 @@ func (x *Index) replay(ctx context.Context, r pebble.Reader, progress func(int))
 		return 0, fmt.Errorf("read index journal: %w", err)
 	}
 	defer it.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := max(min(runtime.GOMAXPROCS(0), 4), 1)
+	jobs := make(chan *journalEntry, 4*workers)
+	order := make(chan *journalEntry, 4*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for e := range jobs {
+				e.decode()
+				close(e.done)
+			}
+		})
+	}
+	var readErr error
+	go func() { // the reader: entries in order, to the workers and to the applier
+		defer close(order)
+		defer close(jobs)
+		for it.First(); it.Valid() && ctx.Err() == nil; it.Next() {
+			k := it.Key()
+			e := &journalEntry{seq: binary.BigEndian.Uint64(k[len(k)-8:]), raw: slices.Clone(it.Value()), done: make(chan struct{})}
+			select {
+			case order <- e:
+			case <-ctx.Done():
+				return
+			}
+			jobs <- e
+		}
+		readErr = it.Error()
+	}()
+	defer wg.Wait()
 	n := 0
-	for it.First(); it.Valid(); it.Next() {
-		k, v := it.Key(), it.Value()
-		seq := binary.BigEndian.Uint64(k[len(k)-8:])
-		if len(v) == 0 {
-			return n, fmt.Errorf("index journal entry %d is empty: %w", seq, ErrCorrupt)
+	for e := range order {
+		<-e.done
+		if e.err == nil {
+			e.err = ctx.Err()
 		}
-		switch v[0] {
-		case journalChanges:
-			c, err := decodeChanges(v[1:])
-			if err != nil {
-				return n, fmt.Errorf("index journal entry %d: %w", seq, err)
+		if e.err != nil {
+			cancel()
+			for range order { // let the reader stop
 			}
-			x.Apply(c)
-		case journalRetain:
-			if len(v) != 9 {
-				return n, fmt.Errorf("index journal entry %d: retain of %d bytes: %w", seq, len(v), ErrCorrupt)
-			}
-			x.Retain(time.Unix(0, int64(binary.LittleEndian.Uint64(v[1:]))))
-		default:
-			return n, fmt.Errorf("index journal entry %d of kind %q: %w", seq, v[0], ErrCorrupt)
+			return n, e.err
 		}
-		x.jseq = seq
+		if e.changes != nil {
+			x.Apply(e.changes)
+		} else {
+			x.Retain(time.Unix(0, e.cut))
+		}
+		x.jseq = e.seq
 		n++
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
 		progress(n)
 	}
-	return n, it.Error()
+	return n, readErr
+}
+
+// journalEntry is one entry being replayed.
+type journalEntry struct {
+	seq     uint64
+	raw     []byte
+	changes *ingest.Changes // a changes entry
+	cut     int64           // a retain entry
+	err     error
+	done    chan struct{} // closed once decoded
+}
+
+func (e *journalEntry) decode() {
+	v := e.raw
+	switch {
+	case len(v) == 0:
+		e.err = fmt.Errorf("index journal entry %d is empty: %w", e.seq, ErrCorrupt)
+	case v[0] == journalChanges:
+		if e.changes, e.err = decodeChanges(v[1:]); e.err != nil {
+			e.err = fmt.Errorf("index journal entry %d: %w", e.seq, e.err)
+		}
+	case v[0] == journalRetain && len(v) == 9:
+		e.cut = int64(binary.LittleEndian.Uint64(v[1:]))
+	default:
+		e.err = fmt.Errorf("index journal entry %d of kind %q and %d bytes: %w", e.seq, v[0], len(v), ErrCorrupt)
+	}
+	e.raw = nil
 }
 
 // lastJournalSeq is the seq of the last journal entry in r, or 0.

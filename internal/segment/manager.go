@@ -143,8 +143,9 @@ type Options struct {
 	// than reading every stored event (index.Open).
 	IndexDir string
 	// CheckpointEvents and CheckpointEvery say when an index checkpoint is
-	// written: once this many events arrived since the last one (0: 2M),
-	// or this long after it when anything changed (0: 5 minutes).
+	// written: once this many events arrived since the last one (0: 1M),
+	// or this long after it when anything changed (0: 5 minutes). The
+	// events since the last checkpoint are what a start replays.
 	CheckpointEvents int
 	CheckpointEvery  time.Duration
 	// SealEvents seals an event column's head into a part in memory once
@@ -202,7 +203,7 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 		opts.BuildWait = 2 * time.Second
 	}
 	if opts.CheckpointEvents == 0 {
-		opts.CheckpointEvents = 2_000_000
+		opts.CheckpointEvents = 1_000_000
 	}
 	if opts.CheckpointEvery == 0 {
 		opts.CheckpointEvery = 5 * time.Minute
