@@ -70,6 +70,15 @@ func Open(ctx context.Context, db *pebble.DB, ws uint32, o LoadOptions) (*Index,
 	x.ckptSeq = 0
 	x.nextPart = uint64(time.Now().UnixNano()) // never the name of a file left behind
 	log.Info("index built from the stored events", "took", time.Since(start).Round(time.Millisecond))
+	// Checkpoint it now, while the server is not serving yet, rather than
+	// on the applier at the first commit: a large index takes a while.
+	// Everything the store holds is durable already.
+	t := time.Now()
+	if err := x.Checkpoint(db, func() error { return nil }); err != nil {
+		log.Error("index checkpoint after the rebuild failed; the next commit tries again", "err", err)
+	} else {
+		log.Info("index checkpoint written", "dir", o.Dir, "took", time.Since(t).Round(time.Millisecond))
+	}
 	return x, nil
 }
 

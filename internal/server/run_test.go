@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +113,50 @@ func TestOpenCancelledWhileLoading(t *testing.T) {
 	ws, _ := srv.In.WorkspaceByName(DefaultWorkspace)
 	if n := srv.Seg.Index(ws).Size(); n != 3000 {
 		t.Errorf("after the reopen the index has %d profiles, want 3000", n)
+	}
+}
+
+// TestUpgradeBuildsIndexFiles: a data directory without index files (as
+// written before indexes were persisted) opens by rebuilding the index
+// from the stored events, with progress, writes the index files, and the
+// next start opens them instead, with the same answers.
+func TestUpgradeBuildsIndexFiles(t *testing.T) {
+	cfg := seedData(t)
+	if err := os.RemoveAll(filepath.Join(cfg.Data, "index")); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	var seen []float64
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	srv, err := OpenContext(context.Background(), cfg, Options{Logger: log, Progress: func(f float64) { seen = append(seen, f) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _ := srv.In.WorkspaceByName(DefaultWorkspace)
+	size := srv.Seg.Index(ws).Size()
+	srv.Close()
+	if size != 3000 {
+		t.Fatalf("the rebuilt index has %d profiles, want 3000", size)
+	}
+	if !strings.Contains(logs.String(), "building the index from the stored events") || !strings.Contains(logs.String(), "index checkpoint written") {
+		t.Fatalf("the log does not tell of the rebuild and its checkpoint:\n%s", logs.String())
+	}
+	if between := len(seen) - 2; between < 4 {
+		t.Errorf("the rebuild reported only %v", seen)
+	}
+	if parts, _ := filepath.Glob(filepath.Join(cfg.Data, "index", "*", "p-*.col")); len(parts) == 0 {
+		t.Fatal("no index part files after the upgrade")
+	}
+	logs.Reset()
+	srv, err = OpenContext(context.Background(), cfg, Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if !strings.Contains(logs.String(), "index opened from its checkpoint") {
+		t.Fatalf("the second start did not open the index files:\n%s", logs.String())
+	}
+	if n := srv.Seg.Index(ws).Size(); n != size {
+		t.Fatalf("reopened: %d profiles, want %d", n, size)
 	}
 }
