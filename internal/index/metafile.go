@@ -57,42 +57,66 @@ func (m *metaWriter) raw(b []byte) {
 	}
 }
 
-func (m *metaWriter) uvarint(v uint64) { m.raw(binary.AppendUvarint(m.buf[:0], v)) }
-func (m *metaWriter) u64(v uint64)     { m.raw(binary.LittleEndian.AppendUint64(m.buf[:0], v)) }
-func (m *metaWriter) bytes(b []byte)   { m.uvarint(uint64(len(b))); m.raw(b) }
-func (m *metaWriter) str(s string)     { m.uvarint(uint64(len(s))); m.raw([]byte(s)) }
+func (m *metaWriter) tag(t byte) {
+	if m.err == nil {
+		m.err = m.w.WriteByte(t)
+	}
+}
+
+// The scratch buffer m.buf keeps encoding free of allocations: a
+// checkpoint writes millions of values.
+func (m *metaWriter) uvarint(v uint64) {
+	m.buf = binary.AppendUvarint(m.buf[:0], v)
+	m.raw(m.buf)
+}
+
+func (m *metaWriter) u64(v uint64) {
+	m.buf = binary.LittleEndian.AppendUint64(m.buf[:0], v)
+	m.raw(m.buf)
+}
+
+func (m *metaWriter) bytes(b []byte) { m.uvarint(uint64(len(b))); m.raw(b) }
+
+func (m *metaWriter) str(s string) {
+	m.uvarint(uint64(len(s)))
+	if m.err == nil {
+		_, m.err = m.w.WriteString(s)
+	}
+}
 
 func (m *metaWriter) bitmap(bm *roaring.Bitmap) {
-	b, err := bm.ToBytes()
-	if err != nil && m.err == nil {
-		m.err = err
+	m.uvarint(bm.GetSerializedSizeInBytes())
+	if m.err == nil {
+		_, m.err = bm.WriteTo(m.w)
 	}
-	m.bytes(b)
 }
 
 func (m *metaWriter) value(v any) {
 	switch x := v.(type) {
 	case nil:
-		m.raw([]byte{valNull})
+		m.tag(valNull)
 	case bool:
 		if x {
-			m.raw([]byte{valTrue})
+			m.tag(valTrue)
 		} else {
-			m.raw([]byte{valFalse})
+			m.tag(valFalse)
 		}
 	case string:
-		m.raw([]byte{valString})
+		m.tag(valString)
 		m.str(x)
 	case rawJSON:
-		m.raw([]byte{valJSON})
+		m.tag(valJSON)
 		m.str(string(x))
+	case float64:
+		m.tag(valNumber)
+		m.u64(math.Float64bits(x))
 	default:
 		if f, ok := condition.Number(v); ok && !math.IsNaN(f) {
-			m.raw([]byte{valNumber})
+			m.tag(valNumber)
 			m.u64(math.Float64bits(f))
 			return
 		}
-		m.raw([]byte{valJSON})
+		m.tag(valJSON)
 		m.str(condition.CanonicalJSON(v))
 	}
 }
@@ -133,8 +157,7 @@ func (x *Index) writeMeta(w io.Writer, storeSeq uint64) error {
 		m.uvarint(uint64(from))
 		m.uvarint(uint64(x.parent[from]))
 	}
-	x.ids.compact()
-	m.bytes(bytesOf(x.ids.refs))
+	m.bytes(bytesOf(x.ids.refs)) // with the arena's garbage, if any: refs skip it
 	m.bytes(x.ids.buf)
 	m.uvarint(uint64(len(x.traits)))
 	for _, name := range slices.Sorted(maps.Keys(x.traits)) {
