@@ -210,13 +210,23 @@ func (x *Index) openParts(ctx context.Context, names map[string][]string, progre
 
 // CheckpointDue reports whether the writer should checkpoint now: the
 // heads hold at least events events, or every is past since the last
-// checkpoint and anything changed.
+// checkpoint and anything changed. A checkpoint holds the applier for as
+// long as it takes (the checkpoint file is rewritten whole), so the next
+// one waits at least 20 times the last one's duration when that was over
+// 100 ms: checkpoints take at most a twentieth of the applier's time, and
+// a start replays more.
 func (x *Index) CheckpointDue(events int, every time.Duration, now time.Time) bool {
 	if x.dir == "" {
 		return false
 	}
 	changed := x.jseq != x.ckptSeq
-	return (changed && x.ckptSeq == 0) || x.headEvents >= events || (changed && now.Sub(x.lastCkpt) >= every)
+	if changed && x.ckptSeq == 0 {
+		return true
+	}
+	if x.ckptTook >= 100*time.Millisecond && now.Sub(x.lastCkpt) < 20*x.ckptTook {
+		return false
+	}
+	return x.headEvents >= events || (changed && now.Sub(x.lastCkpt) >= every)
 }
 
 // Checkpoint seals every head into a part, writes the new parts and a
@@ -232,6 +242,7 @@ func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
 	if x.closed {
 		return errClosed
 	}
+	start := time.Now()
 	if err := os.MkdirAll(x.dir, 0o755); err != nil {
 		return fmt.Errorf("index directory: %w", err)
 	}
@@ -281,6 +292,7 @@ func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
 		return fmt.Errorf("trim index journal: %w", err)
 	}
 	x.ckptSeq, x.headEvents, x.lastCkpt = x.jseq, 0, time.Now()
+	x.ckptTook = x.lastCkpt.Sub(start)
 	x.lastEventSeq = c.EventSeq
 	return x.removeUnnamed(name)
 }

@@ -57,6 +57,7 @@ type Index struct {
 	sealEvents int    // seal a column's head when it holds this many events (0: at checkpoints only)
 	headEvents int    // events applied since the last checkpoint
 	lastCkpt   time.Time
+	ckptTook   time.Duration // how long the last checkpoint took
 	// lastEventSeq is the store's event seq the index has reached (checked
 	// against the store's counters when a checkpoint is opened).
 	lastEventSeq uint64

@@ -226,3 +226,34 @@ func firstDiff(a, b string) string {
 	}
 	return fmt.Sprintf("lengths %d and %d", len(al), len(bl))
 }
+
+// TestCheckpointDue: when a checkpoint is due, and that a slow one holds
+// the next back for twenty times its duration.
+func TestCheckpointDue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name          string
+		jseq, ckpt    uint64
+		head          int
+		took, elapsed time.Duration
+		want          bool
+	}{
+		{"in memory only", 0, 0, 0, 0, 0, false},
+		{"never checkpointed, changed", 5, 0, 1, 0, 0, true},
+		{"events reached", 9, 4, 1000, 10 * time.Millisecond, time.Second, true},
+		{"events not reached, interval not past", 9, 4, 999, 10 * time.Millisecond, time.Second, false},
+		{"interval past, changed", 9, 4, 1, 10 * time.Millisecond, time.Hour, true},
+		{"interval past, nothing changed", 4, 4, 0, 10 * time.Millisecond, time.Hour, false},
+		{"events reached, a 2 s checkpoint 30 s ago", 9, 4, 5000, 2 * time.Second, 30 * time.Second, false},
+		{"events reached, a 2 s checkpoint 41 s ago", 9, 4, 5000, 2 * time.Second, 41 * time.Second, true},
+	} {
+		x := New()
+		if c.name != "in memory only" {
+			x.dir = t.TempDir()
+		}
+		x.jseq, x.ckptSeq, x.headEvents, x.ckptTook, x.lastCkpt = c.jseq, c.ckpt, c.head, c.took, t0
+		if got := x.CheckpointDue(1000, 10*time.Minute, t0.Add(c.elapsed)); got != c.want {
+			t.Errorf("%s: due %v, want %v", c.name, got, c.want)
+		}
+	}
+}
