@@ -34,6 +34,14 @@ func (x *Index) SetScanParallel(workers, minEvents, perProfile int) {
 	x.scanWorkers, x.scanMinEvents, x.scanPerProfile = max(workers, 1), max(minEvents, 1), max(perProfile, 0)
 }
 
+// SetScanYield sets after how many blocks a yielding scan lets the writer
+// in (EventYielding; default 64, about 65,000 events). Tests set 1.
+func (x *Index) SetScanYield(blocks int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.yieldEvery = max(blocks, 1)
+}
+
 // SetScanCacheBytes sets the per-profile scan state that one partition of
 // an event scan covers (default 256 KiB, a core's L2 cache); scans over
 // more than 32 times that are partitioned. Tests set it small so that

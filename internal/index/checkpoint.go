@@ -358,6 +358,12 @@ func (x *Index) Close() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var first error
+	for _, p := range x.dead {
+		if err := p.file.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	x.dead = nil
 	for _, c := range x.events {
 		for _, p := range c.parts {
 			if p == nil {

@@ -27,6 +27,24 @@ func (x *Index) Event(n *condition.Node, now time.Time) *roaring.Bitmap {
 // went away releases the read lock (and so the applier) promptly. The
 // answer is then meaningless: the caller must check ctx.Err().
 func (x *Index) EventContext(ctx context.Context, n *condition.Node, now time.Time) *roaring.Bitmap {
+	return x.event(ctx, n, now, false)
+}
+
+// EventYielding is EventContext for a caller holding RLock (and only
+// that) that lets the writer in during a long scan: every 64 blocks (see
+// SetScanYield) the
+// scan releases the read lock and takes it again, so a scan of seconds
+// delays the change feed by one such slice, not by its length. The scan
+// reads the runs it captured at its start (parts are immutable, and the
+// head's arrays are only appended to), so it counts the events of that
+// instant; merges, deletions and the live profiles are those at its end.
+// Whatever the caller read from the index before the call may have
+// changed after it.
+func (x *Index) EventYielding(ctx context.Context, n *condition.Node, now time.Time) *roaring.Bitmap {
+	return x.event(ctx, n, now, true)
+}
+
+func (x *Index) event(ctx context.Context, n *condition.Node, now time.Time, yield bool) *roaring.Bitmap {
 	cnt, hasCnt := n.EffectiveCount()
 	zeroOK := (!hasCnt || cnt.Match(0))
 	if n.Aggregate != nil {
@@ -41,7 +59,7 @@ func (x *Index) EventContext(ctx context.Context, n *condition.Node, now time.Ti
 	}
 	s := getScratch()
 	defer putScratch(s)
-	x.scan(ctx, col, n, now, s)
+	x.scan(ctx, col, n, now, s, yield)
 	// Decide every touched root; the others have count 0 and no values.
 	// With zeroOK the answer is all but the touched roots that fail, else
 	// the touched roots that pass: either way one list.
@@ -267,8 +285,8 @@ func (s *scratch) result(fn condition.AggFn, root uint32) (float64, bool) {
 // lists those roots). A scan over many events is split into contiguous
 // runs of blocks counted by parallel workers into scratches of their own,
 // then merged into s.
-func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now time.Time, s *scratch) {
-	p := scanPlan{ctx: ctx, runs: col.runs(), lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes, aggK: -1}
+func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now time.Time, s *scratch, yield bool) {
+	p := scanPlan{ctx: ctx, runs: col.snapshot(), lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes, aggK: -1}
 	switch n.Window.Kind {
 	case condition.WindowLast:
 		p.lo = max(p.lo, now.Add(-n.Window.Last).UnixNano()+1)
@@ -346,9 +364,20 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 		}
 	}
 	s.blocks = blocks
+	if yield {
+		// The parts of the runs taken stay mapped until the scan ends
+		// (Retain defers unmapping what it drops while scans run).
+		x.scans.Add(1)
+		defer x.scans.Add(-1)
+		p.yield = func() {
+			x.mu.RUnlock()
+			x.mu.RLock()
+		}
+		p.yieldEvery = x.yieldEvery
+	}
 	workers := x.scanSplit(len(blocks), p.size)
 	if workers == 1 {
-		p.scanBlocks(s, blocks)
+		p.scanBlocks(s, blocks, true)
 	} else {
 		parts := make([]*scratch, workers)
 		var wg sync.WaitGroup
@@ -359,14 +388,27 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 			o.prepare(p.size, agg, masked)
 			parts[w] = o
 			from, to := len(blocks)*w/workers, len(blocks)*(w+1)/workers
-			wg.Go(func() { p.scanBlocks(o, blocks[from:to]) })
+			wg.Go(func() { p.scanBlocks(o, blocks[from:to], false) })
 		}
-		p.scanBlocks(s, blocks[:len(blocks)/workers])
+		p.scanBlocks(s, blocks[:len(blocks)/workers], true)
+		if yield {
+			x.mu.RUnlock() // the workers hold no lock: let the writer in meanwhile
+		}
 		wg.Wait()
+		if yield {
+			x.mu.RLock()
+		}
 		for _, o := range parts[1:] {
 			s.merge(o, p.mode)
 			putScratch(o)
 		}
+	}
+	if yield && int(x.maxNum) > s.size {
+		// Profiles made while the scan yielded: merges may have moved
+		// counted numbers onto them.
+		s.size = int(x.maxNum)
+		s.cnt = grow(s.cnt, s.size)
+		s.prepare(s.size, agg, masked)
 	}
 	x.toRoots(s, agg, masked)
 	if masked {
@@ -403,9 +445,13 @@ type scanPlan struct {
 	size    int   // profile numbers
 	bytes   int   // Index.partBytes
 	filters []filterPlan
-	aggK    int       // the aggregate's property column, or -1
-	nums    []float64 // aggregate value id → number; NaN: not one
-	mode    accMode
+	aggK    int // the aggregate's property column, or -1
+	// yield, when set, is called by the scanning goroutine that holds the
+	// read lock every yieldEvery blocks (never by the other workers).
+	yield      func()
+	yieldEvery int
+	nums       []float64 // aggregate value id → number; NaN: not one
+	mode       accMode
 }
 
 // filterPlan is one where-predicate, decided per value id of its column.
@@ -415,7 +461,8 @@ type filterPlan struct {
 }
 
 // scanBlocks counts the qualifying events of the given blocks into s.
-func (p *scanPlan) scanBlocks(s *scratch, blocks []uint64) {
+// holder says this goroutine holds the caller's read lock (it may yield).
+func (p *scanPlan) scanBlocks(s *scratch, blocks []uint64, holder bool) {
 	a := accum{s: s, nums: p.nums, bytes: p.bytes, mode: p.mode}
 	a.partition(p.size)
 	s.fbuf = grow(s.fbuf, len(p.filters))
@@ -424,6 +471,9 @@ func (p *scanPlan) scanBlocks(s *scratch, blocks []uint64) {
 	for k, ref := range blocks {
 		if k%64 == 63 && p.ctx.Err() != nil {
 			return // given up: the caller checks the context
+		}
+		if holder && p.yield != nil && k%p.yieldEvery == p.yieldEvery-1 {
+			p.yield()
 		}
 		col, b := p.runs[ref>>32], int(uint32(ref))
 		bl := col.blocks[b]

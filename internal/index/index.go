@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -44,8 +45,9 @@ type Index struct {
 	gen        uint64    // counts Apply calls
 	pathBuf    []pathVal // addEvent's scratch (the writer's)
 	partBytes  int       // see SetScanCacheBytes; 0: the default
-	// See SetScanParallel.
+	// See SetScanParallel and SetScanYield.
 	scanWorkers, scanMinEvents, scanPerProfile int
+	yieldEvery                                 int
 
 	// Persistence (checkpoint.go): dir is "" for an index kept in memory
 	// only. The writer owns these.
@@ -63,6 +65,10 @@ type Index struct {
 	lastEventSeq uint64
 	replayed     int  // journal entries applied by Open
 	closed       bool // Close was called: no commit may reach it
+	// scans counts the yielding scans running (EventYielding): parts that
+	// Retain drops are unmapped only when none is (dead holds them until).
+	scans atomic.Int32
+	dead  []*part
 }
 
 type traitIdx struct {
@@ -205,7 +211,7 @@ func New() *Index {
 	return &Index{
 		all: roaring.New(), parent: map[uint32]uint32{}, kids: map[uint32][]uint32{}, merged: roaring.New(), deleted: roaring.New(),
 		traits: map[string]*traitIdx{}, events: map[string]*eventCol{}, retainFrom: math.MinInt64,
-		scanWorkers: min(runtime.GOMAXPROCS(0), 4), scanMinEvents: 1 << 20, scanPerProfile: 2,
+		scanWorkers: min(runtime.GOMAXPROCS(0), 4), scanMinEvents: 1 << 20, scanPerProfile: 2, yieldEvery: 64,
 	}
 }
 
@@ -261,6 +267,7 @@ func LoadWith(ctx context.Context, r pebble.Reader, ws uint32, o LoadOptions) (*
 func (x *Index) Apply(c *ingest.Changes) {
 	x.mu.Lock()
 	x.apply(c)
+	x.releaseDead()
 	x.mu.Unlock()
 	x.headEvents += len(c.Events)
 	if x.sealEvents > 0 {

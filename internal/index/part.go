@@ -109,6 +109,22 @@ func (c *eventCol) head() *run {
 	return r
 }
 
+// snapshot is runs for a scan that may let the writer in while it reads
+// (Index.EventYielding): the head's id columns and block bounds are
+// copied (the writer widens the one and updates the last of the other in
+// place); its other arrays are only appended to, so the captured slices
+// keep their contents.
+func (c *eventCol) snapshot() []*run {
+	out := c.runs()
+	h := out[len(out)-1]
+	for k, ids := range h.ids {
+		cp := *ids
+		h.ids[k] = &cp
+	}
+	h.blocks = slices.Clone(h.blocks)
+	return out
+}
+
 // runs lists the column's runs, oldest first: its parts, then the head.
 func (c *eventCol) runs() []*run {
 	out := make([]*run, 0, len(c.parts)+1)

@@ -47,14 +47,24 @@ func (x *Index) Retain(from time.Time) map[string]*roaring.Bitmap {
 			x.events[name] = nc
 		}
 	}
+	x.dead = append(x.dead, dead...)
+	x.releaseDead()
 	x.mu.Unlock()
-	// No reader holds a column swapped out (they read under the lock):
-	// the files of the parts dropped or copied can be unmapped; the next
-	// checkpoint deletes them.
-	for _, p := range dead {
+	return out
+}
+
+// releaseDead unmaps the files of the parts dropped or copied by Retain
+// once no yielding scan runs (one may still read a run it took before
+// the swap; other readers read under the lock, which the caller holds
+// for writing). The next checkpoint deletes the files.
+func (x *Index) releaseDead() {
+	if len(x.dead) == 0 || x.scans.Load() != 0 {
+		return
+	}
+	for _, p := range x.dead {
 		p.file.close()
 	}
-	return out
+	x.dead = nil
 }
 
 // hasBefore reports whether any event is before cut.

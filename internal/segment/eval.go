@@ -159,7 +159,7 @@ func (e *evaluator) leaf(n *condition.Node) (*roaring.Bitmap, error) {
 	case condition.Trait:
 		return e.ix.Trait(n, e.now), nil
 	case condition.Event:
-		bm := e.ix.EventContext(e.ctx, n, e.now)
+		bm := e.ix.EventYielding(e.ctx, n, e.now)
 		if err := e.ctx.Err(); err != nil {
 			return nil, err // the scan gave up: bm is meaningless
 		}

@@ -152,6 +152,10 @@ type Options struct {
 	// it holds this many events (0: at checkpoints only); tests set it
 	// small.
 	SealEvents int
+	// ScanYieldBlocks, when not 0, is how often (in blocks of 1,024
+	// events) a query's event scan lets the applier in (default 64); tests
+	// set 1.
+	ScanYieldBlocks int
 }
 
 // Manager owns every workspace's segments.
@@ -223,6 +227,9 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 		ix, err := index.Open(ctx, st.DB(), w.Num, m.indexOptions(w.Num, prog.index(i)))
 		if err != nil {
 			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
+		}
+		if opts.ScanYieldBlocks > 0 {
+			ix.SetScanYield(opts.ScanYieldBlocks)
 		}
 		sp := &space{ix: ix, segs: map[string]*seg{}}
 		if err := m.loadSegments(sp, w.Num); err != nil {
@@ -389,6 +396,9 @@ func (m *Manager) space(w *ingest.Workspace) *space {
 		// A workspace made since the start: nothing of it is stored yet.
 		ix := index.New()
 		ix.Persist(w.Num, m.indexOptions(w.Num, nil))
+		if m.opts.ScanYieldBlocks > 0 {
+			ix.SetScanYield(m.opts.ScanYieldBlocks)
+		}
 		sp = &space{ws: w, ix: ix, segs: map[string]*seg{}}
 		sp.publish(nil)
 		m.spaces[w.Num] = sp

@@ -50,9 +50,9 @@ type Options struct {
 	// Progress, when set, hears how far OpenContext is, from 0 to 1
 	// (see segment.Options.Progress).
 	Progress func(fraction float64)
-	// CheckpointEvents and SealEvents tune the persisted indexes (see
-	// segment.Options); 0 keeps the defaults. Tests set them small.
-	CheckpointEvents, SealEvents int
+	// CheckpointEvents, SealEvents and ScanYieldBlocks tune the indexes
+	// (see segment.Options); 0 keeps the defaults. Tests set them small.
+	CheckpointEvents, SealEvents, ScanYieldBlocks int
 }
 
 // Server is a running Cohort.
@@ -109,7 +109,7 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 	mgr, err := segment.Open(ctx, st, segment.Options{
 		Logger: s.log, Registerer: s.reg, Now: o.Now, BuildWait: o.BuildWait,
 		Progress: o.Progress, IndexDir: filepath.Join(cfg.Data, "index"),
-		CheckpointEvents: o.CheckpointEvents, SealEvents: o.SealEvents,
+		CheckpointEvents: o.CheckpointEvents, SealEvents: o.SealEvents, ScanYieldBlocks: o.ScanYieldBlocks,
 	})
 	if err == nil {
 		err = ctx.Err()

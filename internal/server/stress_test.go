@@ -53,7 +53,12 @@ func TestStressConcurrent(t *testing.T) {
 		c.Retention = config.Duration(3 * 24 * time.Hour)
 		c.ChangeLogHorizon = config.Duration(24 * time.Hour)
 		c.Limits.BotEventsPerMinute = 60 // over the run a user sends ~40 events: only the bots cross it
-	}, Options{Now: clk.Now, BuildWait: 50 * time.Millisecond, Sink: sink.Options{Base: time.Millisecond, Cap: 10 * time.Millisecond}})
+	}, Options{Now: clk.Now, BuildWait: 50 * time.Millisecond, Sink: sink.Options{Base: time.Millisecond, Cap: 10 * time.Millisecond},
+		// Every event scan lets the applier in after each block, heads are
+		// sealed into parts every 9 events and checkpointed every 60:
+		// queries and builds read runs that the applier seals, checkpoints
+		// and (retention) drops under them.
+		ScanYieldBlocks: 1, SealEvents: 9, CheckpointEvents: 60})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, id := range slices.Sorted(maps.Keys(modelSegments)) {
