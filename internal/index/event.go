@@ -369,10 +369,7 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 		// (Retain defers unmapping what it drops while scans run).
 		x.scans.Add(1)
 		defer x.scans.Add(-1)
-		p.yield = func() {
-			x.mu.RUnlock()
-			x.mu.RLock()
-		}
+		p.yield = x.Yield
 		p.yieldEvery = x.yieldEvery
 	}
 	workers := x.scanSplit(len(blocks), p.size)

@@ -639,6 +639,15 @@ func (x *Index) RLock() { x.mu.RLock() }
 // RUnlock releases RLock.
 func (x *Index) RUnlock() { x.mu.RUnlock() }
 
+// Yield lets the writer in: a caller holding RLock releases it and takes
+// it again (waiting for a writer already waiting). What the caller read
+// before may have changed after; bitmaps the index answered are the
+// caller's and stay as they were.
+func (x *Index) Yield() {
+	x.mu.RUnlock()
+	x.mu.RLock()
+}
+
 // All returns the live root profiles. The caller holds RLock and must not
 // modify it.
 func (x *Index) All() *roaring.Bitmap { return x.all }

@@ -159,6 +159,10 @@ func (e *evaluator) leaf(n *condition.Node) (*roaring.Bitmap, error) {
 	case condition.Trait:
 		return e.ix.Trait(n, e.now), nil
 	case condition.Event:
+		// Between two event leaves, and within a long scan, the applier
+		// may go in (a condition of many leaves must not hold it back
+		// for its whole length); leaves answered before are ours.
+		e.ix.Yield()
 		bm := e.ix.EventYielding(e.ctx, n, e.now)
 		if err := e.ctx.Err(); err != nil {
 			return nil, err // the scan gave up: bm is meaningless
