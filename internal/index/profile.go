@@ -27,7 +27,8 @@ func (x *Index) Root(n uint32) (uint32, bool) { return x.root(n) }
 // IsLive reports whether n is a live root profile.
 func (x *Index) IsLive(n uint32) bool { return x.all.Contains(n) }
 
-// Event is one event of one profile, as EachEvent yields it.
+// Event is one event of one profile, as EachEvent yields it: in a sealed
+// part (run), or in the column's head (run nil).
 type Event struct {
 	col *eventCol
 	run *run
@@ -35,7 +36,13 @@ type Event struct {
 }
 
 // Time is the event's timestamp.
-func (e Event) Time() time.Time { return time.Unix(0, e.run.ts[e.i]).UTC() }
+func (e Event) Time() time.Time {
+	ts := e.col.ts
+	if e.run != nil {
+		ts = e.run.ts
+	}
+	return time.Unix(0, ts[e.i]).UTC()
+}
 
 // Prop returns the value at a property path (model.Lookup's semantics).
 func (e Event) Prop(path string) (any, bool) {
@@ -43,7 +50,12 @@ func (e Event) Prop(path string) (any, bool) {
 	if pc == nil {
 		return nil, false
 	}
-	id := e.run.idAt(pc.k, e.i)
+	var id uint32
+	if e.run != nil {
+		id = e.run.idAt(pc.k, e.i)
+	} else {
+		id = pc.ids.at(int(e.i))
+	}
 	if id == 0 {
 		return nil, false
 	}
@@ -71,28 +83,23 @@ func (x *Index) EachEventSince(root uint32, name string, from time.Time, fn func
 		lo = max(lo, from.UnixNano())
 	}
 	nums := x.Nums(root)
-	walk := func(r *run, head int32) {
-		for i := head; i >= 0 && r.ts[i] >= lo; i = r.next[i] {
-			fn(Event{c, r, i})
-		}
-	}
 	for _, p := range c.parts {
 		if p.max < lo {
 			continue // the whole part is older than the window
 		}
 		for _, n := range nums {
 			if head, ok := p.firstPos(n); ok {
-				walk(&p.run, head)
+				for i := head; i >= 0 && p.ts[i] >= lo; i = p.next[i] {
+					fn(Event{c, &p.run, i})
+				}
 			}
 		}
 	}
-	var hr *run
 	for _, n := range nums {
 		if head, ok := c.byProf[n]; ok {
-			if hr == nil {
-				hr = c.head()
+			for i := head; i >= 0 && c.ts[i] >= lo; i = c.next[i] {
+				fn(Event{c, nil, i})
 			}
-			walk(hr, head)
 		}
 	}
 }

@@ -99,32 +99,49 @@ func BenchmarkTopValues(b *testing.B) {
 func BenchmarkProfileWindow(b *testing.B) {
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	for _, history := range []int{10, 10_000} {
-		x := index.New()
-		c := &ingest.Changes{Profiles: []ingest.ProfileChange{{Num: 0, NewID: "u", New: map[string]any{}}}}
-		for i := range history {
-			// Spread over a year, the last two inside the window; they
-			// arrive in time order.
-			ts := now.Add(-365 * 24 * time.Hour).Add(time.Duration(i) * (357 * 24 * time.Hour / time.Duration(history)))
-			if i >= history-2 {
-				ts = now.Add(-time.Duration(history-i) * 24 * time.Hour)
+		for _, sealed := range []bool{false, true} {
+			x := index.New()
+			kind := ""
+			if sealed {
+				// The history in parts of 1,000 events, as checkpoints
+				// leave it; the window's events in the head.
+				x.Persist(1, index.LoadOptions{SealEvents: 1000})
+				kind = "/sealed"
 			}
-			c.Events = append(c.Events, ingest.EventAdded{Num: 0, Name: "E", Timestamp: ts, Properties: map[string]any{"v": float64(i)}})
-		}
-		x.Apply(c)
-		since := now.Add(-7 * 24 * time.Hour)
-		b.Run(fmt.Sprintf("history=%d/last_7d", history), func(b *testing.B) {
-			for b.Loop() {
-				n := 0
-				x.EachEventSince(0, "E", since, func(index.Event) { n++ })
-				if n != 2 {
-					b.Fatalf("%d events in the window", n)
+			x.Apply(&ingest.Changes{Profiles: []ingest.ProfileChange{{Num: 0, NewID: "u", New: map[string]any{}}}})
+			c := &ingest.Changes{}
+			for i := range history {
+				// Spread over a year, the last two inside the window; they
+				// arrive in time order.
+				ts := now.Add(-365 * 24 * time.Hour).Add(time.Duration(i) * (357 * 24 * time.Hour / time.Duration(history)))
+				if i >= history-2 {
+					ts = now.Add(-time.Duration(history-i) * 24 * time.Hour)
+				}
+				c.Events = append(c.Events, ingest.EventAdded{Num: 0, Name: "E", Timestamp: ts, Properties: map[string]any{"v": float64(i)}})
+				if len(c.Events) == 1000 || i == history-1 {
+					x.Apply(c)
+					c = &ingest.Changes{}
 				}
 			}
-		})
-		b.Run(fmt.Sprintf("history=%d/all", history), func(b *testing.B) {
-			for b.Loop() {
-				x.EachEvent(0, "E", func(index.Event) {})
-			}
-		})
+			since := now.Add(-7 * 24 * time.Hour)
+			b.Run(fmt.Sprintf("history=%d%s/last_7d", history, kind), func(b *testing.B) {
+				for b.Loop() {
+					n := 0
+					x.EachEventSince(0, "E", since, func(index.Event) { n++ })
+					if n != 2 {
+						b.Fatalf("%d events in the window", n)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("history=%d%s/all", history, kind), func(b *testing.B) {
+				for b.Loop() {
+					n := 0
+					x.EachEvent(0, "E", func(index.Event) { n++ })
+					if n != history {
+						b.Fatalf("%d events, want %d", n, history)
+					}
+				}
+			})
+		}
 	}
 }
