@@ -24,6 +24,8 @@ type Config struct {
 	// each (segment, user) (never past a sink's cursor); 0 keeps all.
 	ChangeLogHorizon Duration `yaml:"change_log_horizon"`
 	Limits           Limits   `yaml:"limits"`
+	// Index: how each workspace's index is persisted under data/index.
+	Index Index `yaml:"index"`
 	// Keys of the default workspace; the environment (COHORT_WRITE_KEY,
 	// COHORT_API_KEY, COHORT_ADMIN_KEY) overrides them.
 	WriteKey string `yaml:"write_key"`
@@ -31,6 +33,14 @@ type Config struct {
 	AdminKey string `yaml:"admin_key"`
 	// Sources feed workspaces from Kafka topics and MySQL binlogs.
 	Sources []Source `yaml:"sources"`
+}
+
+// Index says when the index's checkpoint is written: the events since the
+// last one are what a start replays, and a checkpoint holds the applier
+// while it rewrites the checkpoint file.
+type Index struct {
+	CheckpointEvents   int      `yaml:"checkpoint_events"`   // events since the last checkpoint
+	CheckpointInterval Duration `yaml:"checkpoint_interval"` // time since the last one, when anything changed
 }
 
 // Limits protect a workspace from clients that misbehave.
@@ -64,6 +74,7 @@ func Default() Config {
 		Retention: Duration(90 * 24 * time.Hour),
 
 		ChangeLogHorizon: Duration(7 * 24 * time.Hour),
+		Index:            Index{CheckpointEvents: 1_000_000, CheckpointInterval: Duration(5 * time.Minute)},
 		Limits: Limits{
 			MaxEventNames:      1000,
 			MaxProperties:      255,
@@ -156,6 +167,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ChangeLogHorizon < 0 {
 		bad("change_log_horizon: %s must not be negative", time.Duration(c.ChangeLogHorizon))
+	}
+	if c.Index.CheckpointEvents < 1 {
+		bad("index.checkpoint_events: %d must be at least 1", c.Index.CheckpointEvents)
+	}
+	if c.Index.CheckpointInterval < Duration(time.Second) {
+		bad("index.checkpoint_interval: %s must be at least 1s", time.Duration(c.Index.CheckpointInterval))
 	}
 	if c.Limits.BotEventsPerMinute < 0 {
 		bad("limits.bot_events_per_minute: %d must not be negative", c.Limits.BotEventsPerMinute)

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,7 +110,8 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 	mgr, err := segment.Open(ctx, st, segment.Options{
 		Logger: s.log, Registerer: s.reg, Now: o.Now, BuildWait: o.BuildWait,
 		Progress: o.Progress, IndexDir: filepath.Join(cfg.Data, "index"),
-		CheckpointEvents: o.CheckpointEvents, SealEvents: o.SealEvents, ScanYieldBlocks: o.ScanYieldBlocks,
+		CheckpointEvents: cmp.Or(o.CheckpointEvents, cfg.Index.CheckpointEvents), CheckpointEvery: time.Duration(cfg.Index.CheckpointInterval),
+		SealEvents: o.SealEvents, ScanYieldBlocks: o.ScanYieldBlocks,
 	})
 	if err == nil {
 		err = ctx.Err()
