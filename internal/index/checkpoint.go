@@ -263,6 +263,9 @@ func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
 			}
 			name := fmt.Sprintf("p-%016x.col", x.nextPart)
 			x.nextPart++
+			if err := x.crash("part"); err != nil {
+				return err
+			}
 			if _, err := writePart(x.dir, name, p); err != nil {
 				return err
 			}
@@ -275,6 +278,9 @@ func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
 			x.mu.Unlock()
 		}
 	}
+	if err := x.crash("checkpoint file"); err != nil {
+		return err
+	}
 	name := fmt.Sprintf("ckpt-%016x.idx", x.jseq)
 	if err := writeFileSynced(filepath.Join(x.dir, name), func(f *os.File) error { return x.writeMeta(f, c.EventSeq) }); err != nil {
 		return fmt.Errorf("write index checkpoint: %w", err)
@@ -285,7 +291,13 @@ func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
 	}); err != nil {
 		return fmt.Errorf("write index checkpoint: %w", err)
 	}
+	if err := x.crash("CURRENT"); err != nil {
+		return err
+	}
 	if err := syncDir(x.dir); err != nil {
+		return err
+	}
+	if err := x.crash("journal trim"); err != nil {
 		return err
 	}
 	if err := db.DeleteRange(store.JournalKey(x.ws, 0), store.JournalKey(x.ws, x.jseq+1), pebble.NoSync); err != nil {
@@ -381,3 +393,15 @@ func (x *Index) Close() error {
 
 // Replayed is how many journal entries Open applied after the checkpoint.
 func (x *Index) Replayed() int { return x.replayed }
+
+// crash is the test hook of a crash in the middle of a checkpoint: when
+// crashAt says so at a stage, the checkpoint stops there, as if the
+// process had died (what it wrote so far stays).
+func (x *Index) crash(stage string) error {
+	if x.crashAt != nil && x.crashAt(stage) {
+		return fmt.Errorf("crash before %s: %w", stage, errCrashed)
+	}
+	return nil
+}
+
+var errCrashed = errors.New("crashed (test)")

@@ -69,6 +69,8 @@ type Index struct {
 	// Retain drops are unmapped only when none is (dead holds them until).
 	scans atomic.Int32
 	dead  []*part
+	// crashAt, set by tests, stops a checkpoint at a stage (see crash).
+	crashAt func(stage string) bool
 }
 
 type traitIdx struct {
