@@ -96,14 +96,8 @@ func encodeChanges(c *ingest.Changes) ([]byte, error) {
 		b = binary.AppendUvarint(b, e.Seq)
 		b = appendBytes(b, []byte(e.Name))
 		b = binary.AppendVarint(b, e.Timestamp.UnixNano())
-		js := e.PropertiesJSON
-		if js == nil && len(e.Properties) > 0 {
-			var err error
-			if js, err = json.Marshal(e.Properties); err != nil {
-				return nil, fmt.Errorf("index journal: properties of event %d: %w", e.Seq, err)
-			}
-		}
-		b = appendBytes(b, js)
+		// The properties are not copied: the stored event (in the same
+		// commit) is read back at replay by its key.
 	}
 	return b, nil
 }
@@ -144,10 +138,6 @@ func decodeChanges(v []byte) (*ingest.Changes, error) {
 	for range r.count() {
 		e := ingest.EventAdded{Num: uint32(r.uvarint()), Seq: r.uvarint(), Name: string(r.bytes())}
 		e.Timestamp = time.Unix(0, r.varint()).UTC()
-		e.Properties = r.object()
-		if e.Properties == nil {
-			e.Properties = map[string]any{}
-		}
 		c.Events = append(c.Events, e)
 	}
 	if r.err != nil {
@@ -176,7 +166,7 @@ func (x *Index) replay(ctx context.Context, r pebble.Reader, progress func(int))
 	for range workers {
 		wg.Go(func() {
 			for e := range jobs {
-				e.decode()
+				e.decode(r, x.ws)
 				close(e.done)
 			}
 		})
@@ -232,7 +222,11 @@ type journalEntry struct {
 	done    chan struct{} // closed once decoded
 }
 
-func (e *journalEntry) decode() {
+// decode decodes the entry and reads its events' properties from the
+// store (r, workspace ws). An event no longer stored (its user deleted,
+// its day past retention, later in the journal) is left out: what drops
+// it follows in the journal, and nothing else refers to it.
+func (e *journalEntry) decode(r pebble.Reader, ws uint32) {
 	v := e.raw
 	switch {
 	case len(v) == 0:
@@ -240,7 +234,21 @@ func (e *journalEntry) decode() {
 	case v[0] == journalChanges:
 		if e.changes, e.err = decodeChanges(v[1:]); e.err != nil {
 			e.err = fmt.Errorf("index journal entry %d: %w", e.seq, e.err)
+			break
 		}
+		evs := e.changes.Events[:0]
+		for _, ev := range e.changes.Events {
+			st, ok, err := store.ReadEvent(r, ws, ev.Num, ev.Timestamp, ev.Seq)
+			if err != nil {
+				e.err = fmt.Errorf("index journal entry %d: event %d: %w", e.seq, ev.Seq, err)
+				break
+			}
+			if ok {
+				ev.Properties = st.Properties
+				evs = append(evs, ev)
+			}
+		}
+		e.changes.Events = evs
 	case v[0] == journalRetain && len(v) == 9:
 		e.cut = int64(binary.LittleEndian.Uint64(v[1:]))
 	default:

@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -182,6 +183,10 @@ func testReopen(t *testing.T, seed uint64) {
 			}
 		} else {
 			c := g.commit()
+			for _, e := range c.Events { // stored in the commit, as ingestion does
+				js, _ := json.Marshal(e.Properties)
+				b.Set(store.EventKey(ws, store.Day(e.Timestamp), e.Num, e.Timestamp, e.Seq), store.EncodeEvent(e.Name, "", js), nil)
+			}
 			x.Apply(c)
 			if err := x.Journal(b, c); err != nil {
 				t.Fatal(err)

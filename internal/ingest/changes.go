@@ -46,8 +46,6 @@ type EventAdded struct {
 	Name       string
 	Timestamp  time.Time
 	Properties map[string]any
-	// PropertiesJSON is Properties as stored (nil when there are none).
-	PropertiesJSON []byte
 }
 
 // Merge records that profile Src was merged into Dst.

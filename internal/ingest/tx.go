@@ -237,7 +237,7 @@ func (t *tx) writeEvent(num uint32, m *model.Message) error {
 		return err
 	}
 	t.w.Schema.ObserveEvent(m.Event, m.Properties)
-	t.changes.Events = append(t.changes.Events, EventAdded{Num: num, Seq: seq, Name: m.Event, Timestamp: m.Timestamp, Properties: m.Properties, PropertiesJSON: props})
+	t.changes.Events = append(t.changes.Events, EventAdded{Num: num, Seq: seq, Name: m.Event, Timestamp: m.Timestamp, Properties: m.Properties})
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/cohortdb/cohort/internal/model"
 )
 
@@ -221,4 +223,16 @@ func DecodeRejection(b []byte) (*Rejection, error) {
 		return nil, fmt.Errorf("rejection record: %v: %w", err, ErrCorruption)
 	}
 	return &r, nil
+}
+
+// ReadEvent reads the stored event of profile num at ts with seq; false
+// when it is not stored (deleted since, or past retention).
+func ReadEvent(r pebble.Reader, ws, num uint32, ts time.Time, seq uint64) (StoredEvent, bool, error) {
+	key := EventKey(ws, Day(ts), num, ts, seq)
+	v, ok, err := Get(r, key)
+	if err != nil || !ok {
+		return StoredEvent{}, false, err
+	}
+	ev, err := decodeEvent(key, v)
+	return ev, err == nil, err
 }
