@@ -266,7 +266,7 @@ func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
 			if err := x.crash("part"); err != nil {
 				return err
 			}
-			if _, err := writePart(x.dir, name, p); err != nil {
+			if err := writePart(x.dir, name, p); err != nil {
 				return err
 			}
 			mp, err := openPart(x.dir, name)

@@ -19,27 +19,20 @@ import (
 // an empty aggregate, and are included when those satisfy it. The caller
 // holds RLock.
 func (x *Index) Event(n *condition.Node, now time.Time) *roaring.Bitmap {
-	return x.EventContext(context.Background(), n, now)
+	return x.event(context.Background(), n, now, false)
 }
 
-// EventContext is Event for a caller that may give up: the scan looks at
-// ctx every 64 blocks and stops when it is done, so a query whose client
-// went away releases the read lock (and so the applier) promptly. The
-// answer is then meaningless: the caller must check ctx.Err().
-func (x *Index) EventContext(ctx context.Context, n *condition.Node, now time.Time) *roaring.Bitmap {
-	return x.event(ctx, n, now, false)
-}
-
-// EventYielding is EventContext for a caller holding RLock (and only
-// that) that lets the writer in during a long scan: every 64 blocks (see
-// SetScanYield) the
-// scan releases the read lock and takes it again, so a scan of seconds
-// delays the change feed by one such slice, not by its length. The scan
-// reads the runs it captured at its start (parts are immutable, and the
-// head's arrays are only appended to), so it counts the events of that
-// instant; merges, deletions and the live profiles are those at its end.
-// Whatever the caller read from the index before the call may have
-// changed after it.
+// EventYielding is Event for a caller holding RLock (and only that),
+// which may give up and which lets the writer in during a long scan.
+// Every 64 blocks the scan looks at ctx and stops when it is done (the
+// answer is then meaningless: the caller must check ctx.Err()); and every
+// 64 blocks (SetScanYield) it releases the read lock and takes it again,
+// so a scan of seconds delays the change feed by one such slice, not by
+// its length. The scan reads the runs it captured at its start (parts are
+// immutable, and the head's arrays are only appended to), so it counts
+// the events of that instant; merges, deletions and the live profiles are
+// those at its end. Whatever the caller read from the index before the
+// call may have changed after it.
 func (x *Index) EventYielding(ctx context.Context, n *condition.Node, now time.Time) *roaring.Bitmap {
 	return x.event(ctx, n, now, true)
 }

@@ -39,7 +39,6 @@ func hostLittleEndian() bool { return binary.NativeEndian.Uint16([]byte{1, 0}) =
 type partFile struct {
 	name string // base name in the index directory
 	mm   []byte
-	size int64
 }
 
 func (f *partFile) close() error {
@@ -68,17 +67,16 @@ func sliceOf[T any](b []byte, off, n int) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(&b[off])), n)
 }
 
-// writePart writes p to dir/name, synced, and returns its size.
-func writePart(dir, name string, p *part) (int64, error) {
+// writePart writes p to dir/name, synced.
+func writePart(dir, name string, p *part) error {
 	path := filepath.Join(dir, name)
 	f, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return 0, fmt.Errorf("write index part: %w", err)
+		return fmt.Errorf("write index part: %w", err)
 	}
 	defer f.Close()
 	h := crc32.New(crcTable)
-	w := &countWriter{w: io.MultiWriter(f, h)}
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 64<<10)
 	hdr := make([]byte, 0, partHeader+len(p.ids)+8)
 	hdr = append(hdr, partMagic...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, partVersion)
@@ -121,34 +119,23 @@ func writePart(dir, name string, p *part) (int64, error) {
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return 0, fmt.Errorf("write index part %s: %w", name, err)
+		return fmt.Errorf("write index part %s: %w", name, err)
 	}
 	trailer := binary.LittleEndian.AppendUint32(nil, h.Sum32())
 	trailer = append(trailer, "CEND"...)
 	if _, err := f.Write(trailer); err != nil {
-		return 0, fmt.Errorf("write index part %s: %w", name, err)
+		return fmt.Errorf("write index part %s: %w", name, err)
 	}
 	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("sync index part %s: %w", name, err)
+		return fmt.Errorf("sync index part %s: %w", name, err)
 	}
 	if err := f.Close(); err != nil {
-		return 0, fmt.Errorf("close index part %s: %w", name, err)
+		return fmt.Errorf("close index part %s: %w", name, err)
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
-		return 0, fmt.Errorf("name index part %s: %w", name, err)
+		return fmt.Errorf("name index part %s: %w", name, err)
 	}
-	return w.n + int64(len(trailer)), nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
+	return nil
 }
 
 // openPart maps dir/name, checks its checksum and returns the part it
@@ -173,7 +160,7 @@ func openPart(dir, name string) (*part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("map index part %s: %w", path, err)
 	}
-	pf := &partFile{name: name, mm: mm, size: size}
+	pf := &partFile{name: name, mm: mm}
 	p, err := parsePart(mm)
 	if err != nil {
 		pf.close()
