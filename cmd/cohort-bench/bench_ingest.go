@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,7 @@ type ingestOpts struct {
 	seed              uint64
 	timeout           time.Duration
 	cpuprofile        string
+	serverProfile     string
 	trace             string
 	queryLoop         bool
 	queryTime         time.Duration
@@ -88,6 +90,7 @@ func parseIngestFlags(args []string, stderr io.Writer) (ingestOpts, error) {
 	fs.IntVar(&o.users, "users", 100000, "userId pool size (Zipf-skewed)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the generated content")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout")
+	fs.StringVar(&o.serverProfile, "server-cpuprofile", "", "write a CPU profile of the child server over the measured window to `FILE` (its GET /debug/pprof/profile, with the admin key it was started with)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured window to `FILE` (this process: the load generator, and the server with --in-process)")
 	fs.StringVar(&o.trace, "trace", "", "write a runtime execution trace of the measured window to `FILE` (go tool trace; -pprof=sync|syscall shows where goroutines wait)")
 	fs.BoolVar(&o.queryLoop, "query-loop", false, "measure two windows: the load alone, then with a slow POST /api/query run in a loop (--rate defaults to 50000)")
@@ -319,6 +322,12 @@ func runPhase(ctx context.Context, ps phaseSpec) (phase, error) {
 		m0, ph.metricsE = scrapeMetrics(ctx, ps.client, ps.t.base+"/metrics")
 		ph.cpu0 = bench.ReadCPUTimes()
 		gen0 := processCPU()
+		serverProf := make(chan error, 1)
+		if o.serverProfile != "" && ps.t.adminKey != "" {
+			go func() { serverProf <- fetchProfile(ctx, ps.t, o.duration, o.serverProfile) }()
+		} else {
+			serverProf <- nil
+		}
 		duringDone := make(chan struct{})
 		dctx, stopDuring := context.WithDeadline(ctx, we)
 		if ps.during != nil {
@@ -337,6 +346,9 @@ func runPhase(ctx context.Context, ps phaseSpec) (phase, error) {
 		}
 		stopDuring()
 		<-duringDone
+		if err := <-serverProf; err != nil {
+			fmt.Fprintf(ps.stderr, "bench: server CPU profile: %v\n", err)
+		}
 	}
 	res := <-resc
 	if ctx.Err() != nil {
@@ -426,4 +438,33 @@ func (c *storedCheck) problem(failed int) string {
 		return "the server holds more events than it acknowledged, with every request answered"
 	}
 	return ""
+}
+
+// fetchProfile writes the child server's CPU profile over d (whole seconds,
+// at least one) to file.
+func fetchProfile(ctx context.Context, t *target, d time.Duration, file string) error {
+	secs := max(int(d.Round(time.Second)/time.Second), 1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", t.base, secs), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+t.adminKey)
+	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET /debug/pprof/profile: %s: %s", resp.Status, body)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	return f.Close()
 }

@@ -33,6 +33,7 @@ type target struct {
 	base     string // http://127.0.0.1:PORT
 	writeKey string
 	apiKey   string // "" with --url: the checks through /api are skipped
+	adminKey string // the child's admin key ("" otherwise): /debug/pprof
 	desc     string // for the report
 	kind     targetKind
 	fresh    bool   // a new, empty store: every stored message is this run's
@@ -111,7 +112,7 @@ func startChildIn(ctx context.Context, stderr io.Writer, bin string, gomaxprocs 
 	c := &childServer{dir: dir, done: make(chan struct{}), logs: newChildLog(stderr)}
 	c.cmd = exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--data", dir)
 	// Later entries win over the inherited ones.
-	c.cmd.Env = append(os.Environ(), "COHORT_WRITE_KEY="+writeKey, "COHORT_API_KEY="+apiKey)
+	c.cmd.Env = append(os.Environ(), "COHORT_WRITE_KEY="+writeKey, "COHORT_API_KEY="+apiKey, "COHORT_ADMIN_KEY="+childAdminKey(apiKey))
 	if gomaxprocs > 0 {
 		c.cmd.Env = append(c.cmd.Env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
 	}
@@ -145,7 +146,7 @@ func startChildIn(ctx context.Context, stderr io.Writer, bin string, gomaxprocs 
 	}
 	return &target{
 		child: c, started: started,
-		base: base, writeKey: writeKey, apiKey: apiKey, kind: targetChild, fresh: true,
+		base: base, writeKey: writeKey, apiKey: apiKey, adminKey: childAdminKey(apiKey), kind: targetChild, fresh: true,
 		version:  strings.TrimSpace(string(version)),
 		desc:     fmt.Sprintf("child process %d (%s serve, %s) on %s, data in %s, default configuration (WAL fsync before every answer)", c.cmd.Process.Pid, bin, procs, addr, dir),
 		warnings: c.logs.warnings,
@@ -341,3 +342,7 @@ func waitHealthy(ctx context.Context, client *http.Client, url string, wait time
 		}
 	}
 }
+
+// childAdminKey is the admin key a child server is started with, derived
+// from its run's API key.
+func childAdminKey(apiKey string) string { return "adm_" + apiKey }

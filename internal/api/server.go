@@ -116,6 +116,7 @@ func (s *Server) routes() {
 	ui := console.New()
 	s.handle("GET /{$}", ui.Index)
 	s.handle("GET /console/{file}", ui.Asset)
+	s.pprofRoutes()
 	s.handle("GET /api/sources", s.api(s.listSources))
 	s.handle("POST /api/sources/{name}/pause", s.api(s.sourceAction((*source.Manager).Pause)))
 	s.handle("POST /api/sources/{name}/resume", s.api(s.sourceAction((*source.Manager).Resume)))
