@@ -599,6 +599,13 @@ func (d *decoded) finalize(p *parser, r *rawMsg, k kind, raw []byte, m *model.Me
 				m.Properties = make(map[string]any, 1)
 			}
 			m.Properties["name"] = r.name.s
+		} else if len(m.Properties) > 0 {
+			// The properties as sent are what the store keeps: they are
+			// valid JSON that encoding/json reads back as m.Properties (the
+			// parser reads strings and numbers as it does, and a repeated
+			// key the same way: the last wins), and re-encoding the map
+			// was the largest cost left in a request's goroutine.
+			m.PropertiesJSON = r.properties.raw
 		}
 	case model.Group:
 		if n := len(r.traits.m); n > d.lim.MaxTraits {

@@ -95,8 +95,18 @@ func runSingle(t *testing.T, cases []singleCase) {
 			if want.Timestamp.IsZero() {
 				want.Timestamp = recv()
 			}
-			if !reflect.DeepEqual(*it.Msg, want) {
-				t.Fatalf("message\n got: %+v\nwant: %+v", *it.Msg, want)
+			got := *it.Msg
+			if got.PropertiesJSON != nil {
+				// The properties' bytes as sent: they must read back as
+				// the properties (the fuzz test checks this on every input).
+				var back map[string]any
+				if err := json.Unmarshal(got.PropertiesJSON, &back); err != nil || !reflect.DeepEqual(back, got.Properties) {
+					t.Fatalf("PropertiesJSON %s reads back as %v (%v), not %v", got.PropertiesJSON, back, err, got.Properties)
+				}
+				got.PropertiesJSON = nil
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("message\n got: %+v\nwant: %+v", got, want)
 			}
 		})
 	}

@@ -120,6 +120,16 @@ func checkMessage(t *testing.T, i int, route string, it Item, lim Limits) {
 	if !m.ReceivedAt.Equal(recv()) || m.Timestamp.IsZero() {
 		t.Fatalf("item %d: times %v %v", i, m.ReceivedAt, m.Timestamp)
 	}
+	if m.PropertiesJSON != nil {
+		// The bytes the store keeps read back as the properties.
+		var back map[string]any
+		if err := json.Unmarshal(m.PropertiesJSON, &back); err != nil {
+			t.Fatalf("item %d: PropertiesJSON %q: %v", i, m.PropertiesJSON, err)
+		}
+		if !reflect.DeepEqual(back, m.Properties) {
+			t.Fatalf("item %d: PropertiesJSON %q reads back as %v, not %v", i, m.PropertiesJSON, back, m.Properties)
+		}
+	}
 	switch m.Type {
 	case model.Alias:
 		if m.UserID == "" || m.PreviousID == "" {

@@ -56,9 +56,10 @@ type Message struct {
 	// added as "name"; for group the groupId as "groupId" and the group's
 	// traits as "traits").
 	Properties map[string]any
-	// PropertiesJSON is Properties encoded for the store, made by the
-	// submitting goroutine (Ingester.Submit) so the applier does not;
-	// nil: encoded when written.
+	// PropertiesJSON is Properties encoded for the store: the bytes as
+	// sent when the decoder kept them (they read back as Properties), else
+	// made by the submitting goroutine (Ingester.Submit) so the applier
+	// does not; nil: encoded when written.
 	PropertiesJSON []byte
 	Timestamp      time.Time
 	ReceivedAt     time.Time
