@@ -34,8 +34,10 @@ func (x *Index) SetScanParallel(workers, minEvents, perProfile int) {
 	x.scanWorkers, x.scanMinEvents, x.scanPerProfile = max(workers, 1), max(minEvents, 1), max(perProfile, 0)
 }
 
-// SetScanYield sets after how many blocks a yielding scan lets the writer
-// in (EventYielding; default 64, about 65,000 events). Tests set 1.
+// SetScanYield sets after how many blocks a scan looks at its context
+// (default 64, about 65,000 events). A yielding scan (EventYielding) holds
+// no lock while it counts, so this only paces how soon a query given up
+// stops. Tests set 1.
 func (x *Index) SetScanYield(blocks int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -23,16 +23,17 @@ func (x *Index) Event(n *condition.Node, now time.Time) *roaring.Bitmap {
 }
 
 // EventYielding is Event for a caller holding RLock (and only that),
-// which may give up and which lets the writer in during a long scan.
-// Every 64 blocks the scan looks at ctx and stops when it is done (the
-// answer is then meaningless: the caller must check ctx.Err()); and every
-// 64 blocks (SetScanYield) it releases the read lock and takes it again,
-// so a scan of seconds delays the change feed by one such slice, not by
-// its length. The scan reads the runs it captured at its start (parts are
-// immutable, and the head's arrays are only appended to), so it counts
-// the events of that instant; merges, deletions and the live profiles are
-// those at its end. Whatever the caller read from the index before the
-// call may have changed after it.
+// which may give up and which lets the writer in during a long scan. The
+// scan captures the runs and its plan under the lock, then releases it
+// while it counts (on every worker), and takes it again to decide the
+// profiles: a scan of seconds delays the writer by the short steps before
+// and after, not by its length. Every 64 blocks (SetScanYield) it looks at
+// ctx and stops when it is done (the answer is then meaningless: the
+// caller must check ctx.Err()). The scan reads the runs it captured at
+// its start (parts are immutable, and the head's arrays are only appended
+// to), so it counts the events of that instant; merges, deletions and the
+// live profiles are those at its end. Whatever the caller read from the
+// index before the call may have changed after it.
 func (x *Index) EventYielding(ctx context.Context, n *condition.Node, now time.Time) *roaring.Bitmap {
 	return x.event(ctx, n, now, true)
 }
@@ -279,7 +280,7 @@ func (s *scratch) result(fn condition.AggFn, root uint32) (float64, bool) {
 // runs of blocks counted by parallel workers into scratches of their own,
 // then merged into s.
 func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now time.Time, s *scratch, yield bool) {
-	p := scanPlan{ctx: ctx, runs: col.snapshot(), lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes, aggK: -1}
+	p := scanPlan{ctx: ctx, runs: col.snapshot(), lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes, aggK: -1, checkEvery: max(x.yieldEvery, 1)}
 	switch n.Window.Kind {
 	case condition.WindowLast:
 		p.lo = max(p.lo, now.Add(-n.Window.Last).UnixNano()+1)
@@ -358,47 +359,28 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 	}
 	s.blocks = blocks
 	if yield {
-		// The parts of the runs taken stay mapped until the scan ends
-		// (Retain defers unmapping what it drops while scans run).
+		// The scan counts what it captured above without the lock: the
+		// runs' arrays are immutable (parts) or only appended to (the
+		// head, whose id columns and blocks were copied), and the parts
+		// taken stay mapped until the scan ends (Retain defers unmapping
+		// what it drops while scans run). The writer goes on meanwhile.
 		x.scans.Add(1)
 		defer x.scans.Add(-1)
-		p.yield = x.Yield
-		p.yieldEvery = x.yieldEvery
+		x.mu.RUnlock()
 	}
-	workers := x.scanSplit(len(blocks), p.size)
-	if workers == 1 {
-		p.scanBlocks(s, blocks, true)
-	} else {
-		parts := make([]*scratch, workers)
-		var wg sync.WaitGroup
-		for w := 1; w < workers; w++ {
-			o := getScratch()
-			o.size = p.size
-			o.cnt = grow(o.cnt, p.size)
-			o.prepare(p.size, agg, masked)
-			parts[w] = o
-			from, to := len(blocks)*w/workers, len(blocks)*(w+1)/workers
-			wg.Go(func() { p.scanBlocks(o, blocks[from:to], false) })
-		}
-		p.scanBlocks(s, blocks[:len(blocks)/workers], true)
-		if yield {
-			x.mu.RUnlock() // the workers hold no lock: let the writer in meanwhile
-		}
-		wg.Wait()
-		if yield {
-			x.mu.RLock()
-		}
-		for _, o := range parts[1:] {
-			s.merge(o, p.mode)
-			putScratch(o)
-		}
+	x.scanAll(s, &p, blocks, agg, masked)
+	if distinct && !masked {
+		slices.Sort(s.pairs) // still without the lock
 	}
-	if yield && int(x.maxNum) > s.size {
-		// Profiles made while the scan yielded: merges may have moved
-		// counted numbers onto them.
-		s.size = int(x.maxNum)
-		s.cnt = grow(s.cnt, s.size)
-		s.prepare(s.size, agg, masked)
+	if yield {
+		x.mu.RLock()
+		if int(x.maxNum) > s.size {
+			// Profiles made while the scan ran: merges may have moved
+			// counted numbers onto them.
+			s.size = int(x.maxNum)
+			s.cnt = grow(s.cnt, s.size)
+			s.prepare(s.size, agg, masked)
+		}
 	}
 	x.toRoots(s, agg, masked)
 	if masked {
@@ -406,7 +388,9 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 			s.dcnt[n] = uint32(bits.OnesCount64(s.mask[n]))
 		}
 	} else if distinct {
-		slices.Sort(s.pairs)
+		if !slices.IsSorted(s.pairs) {
+			slices.Sort(s.pairs) // toRoots moved some onto their roots
+		}
 		prev := uint64(math.MaxUint64)
 		for _, p := range s.pairs {
 			if p != prev {
@@ -414,6 +398,33 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 				prev = p
 			}
 		}
+	}
+}
+
+// scanAll counts the blocks into s, on parallel workers when there are
+// enough of them (scanSplit), each with a scratch of its own merged into s.
+func (x *Index) scanAll(s *scratch, p *scanPlan, blocks []uint64, agg *condition.Agg, masked bool) {
+	workers := x.scanSplit(len(blocks), p.size)
+	if workers == 1 {
+		p.scanBlocks(s, blocks)
+		return
+	}
+	parts := make([]*scratch, workers)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		o := getScratch()
+		o.size = p.size
+		o.cnt = grow(o.cnt, p.size)
+		o.prepare(p.size, agg, masked)
+		parts[w] = o
+		from, to := len(blocks)*w/workers, len(blocks)*(w+1)/workers
+		wg.Go(func() { p.scanBlocks(o, blocks[from:to]) })
+	}
+	p.scanBlocks(s, blocks[:len(blocks)/workers])
+	wg.Wait()
+	for _, o := range parts[1:] {
+		s.merge(o, p.mode)
+		putScratch(o)
 	}
 }
 
@@ -429,17 +440,14 @@ func (x *Index) scanSplit(nblocks, size int) int {
 
 // scanPlan is what every worker of one scan shares, read only.
 type scanPlan struct {
-	ctx     context.Context // scanBlocks stops when it is done
-	runs    []*run
-	lo, hi  int64 // the window, inclusive, in Unix nanoseconds
-	size    int   // profile numbers
-	bytes   int   // Index.partBytes
-	filters []filterPlan
-	aggK    int // the aggregate's property column, or -1
-	// yield, when set, is called by the scanning goroutine that holds the
-	// read lock every yieldEvery blocks (never by the other workers).
-	yield      func()
-	yieldEvery int
+	ctx        context.Context // scanBlocks stops when it is done
+	runs       []*run
+	lo, hi     int64 // the window, inclusive, in Unix nanoseconds
+	size       int   // profile numbers
+	bytes      int   // Index.partBytes
+	filters    []filterPlan
+	aggK       int       // the aggregate's property column, or -1
+	checkEvery int       // blocks between looks at ctx
 	nums       []float64 // aggregate value id → number; NaN: not one
 	mode       accMode
 }
@@ -451,19 +459,15 @@ type filterPlan struct {
 }
 
 // scanBlocks counts the qualifying events of the given blocks into s.
-// holder says this goroutine holds the caller's read lock (it may yield).
-func (p *scanPlan) scanBlocks(s *scratch, blocks []uint64, holder bool) {
+func (p *scanPlan) scanBlocks(s *scratch, blocks []uint64) {
 	a := accum{s: s, nums: p.nums, bytes: p.bytes, mode: p.mode}
 	a.partition(p.size)
 	s.fbuf = grow(s.fbuf, len(p.filters))
 	bufs := s.fbuf[:len(p.filters)]
 	stage := s.stage[:0]
 	for k, ref := range blocks {
-		if k%64 == 63 && p.ctx.Err() != nil {
+		if k%p.checkEvery == p.checkEvery-1 && p.ctx.Err() != nil {
 			return // given up: the caller checks the context
-		}
-		if holder && p.yield != nil && k%p.yieldEvery == p.yieldEvery-1 {
-			p.yield()
 		}
 		col, b := p.runs[ref>>32], int(uint32(ref))
 		bl := col.blocks[b]
