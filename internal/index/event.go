@@ -358,6 +358,7 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 		}
 	}
 	s.blocks = blocks
+	workers := x.scanSplit(len(blocks), p.size) // the settings are read under the lock
 	if yield {
 		// The scan counts what it captured above without the lock: the
 		// runs' arrays are immutable (parts) or only appended to (the
@@ -368,7 +369,7 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 		defer x.scans.Add(-1)
 		x.mu.RUnlock()
 	}
-	x.scanAll(s, &p, blocks, agg, masked)
+	scanAll(s, &p, blocks, workers, agg, masked)
 	if distinct && !masked {
 		slices.Sort(s.pairs) // still without the lock
 	}
@@ -401,10 +402,9 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 	}
 }
 
-// scanAll counts the blocks into s, on parallel workers when there are
-// enough of them (scanSplit), each with a scratch of its own merged into s.
-func (x *Index) scanAll(s *scratch, p *scanPlan, blocks []uint64, agg *condition.Agg, masked bool) {
-	workers := x.scanSplit(len(blocks), p.size)
+// scanAll counts the blocks into s, on that many parallel workers (see
+// scanSplit), each with a scratch of its own merged into s.
+func scanAll(s *scratch, p *scanPlan, blocks []uint64, workers int, agg *condition.Agg, masked bool) {
 	if workers == 1 {
 		p.scanBlocks(s, blocks)
 		return
