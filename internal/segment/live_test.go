@@ -251,24 +251,47 @@ func diffSets(a, b map[string]bool) (extra, missing []string) {
 // step, replaying the changelog from seq 0 gives every segment exactly the
 // members a full batch evaluation gives.
 func TestReplayEqualsBatch(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3} {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { replayScenario(t, seed, 160) })
+	for _, seed := range []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { replayScenario(t, seed, 160, 25, false) })
 	}
 }
 
-func replayScenario(t *testing.T, seed uint64, steps int) {
+// TestReplayManyEventsPerProfile is TestReplayEqualsBatch with the
+// segments made first and then left alone, and few users, so that each
+// profile gathers many events and the same profiles' leaves are
+// re-evaluated over many steps: events on time, late and early, merges,
+// deletions and time passing.
+func TestReplayManyEventsPerProfile(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 4, 5, 6, 7, 8} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { replayScenario(t, seed, 220, 6, true) })
+	}
+}
+
+// replayScenario runs steps random steps over users user ids (and as many
+// anonymous ones), checking after each that the change stream's members
+// are a batch evaluation's. With fixedSegs the first 12 steps make the
+// segments and no later step changes them or restarts.
+func replayScenario(t *testing.T, seed uint64, steps, nusers int, fixedSegs bool) {
 	clk := &clock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
 	w := openLive(t, vfs.NewMem(), clk)
 	defer func() { w.close() }()
 	r := rand.New(rand.NewPCG(seed, 99))
 	cg := &condGen{r: rand.New(rand.NewPCG(seed, 7))}
-	users := func() string { return fmt.Sprintf("u%d", r.IntN(25)) }
-	anons := func() string { return fmt.Sprintf("a%d", r.IntN(25)) }
+	users := func() string { return fmt.Sprintf("u%d", r.IntN(nusers)) }
+	anons := func() string { return fmt.Sprintf("a%d", r.IntN(nusers)) }
 	var segIDs []string
 	msgID := 0
 	next := func() string { msgID++; return fmt.Sprintf("m%d", msgID) }
 	for step := range steps {
 		op := r.IntN(20)
+		if fixedSegs {
+			switch {
+			case step < 12:
+				op = 13 // a new segment
+			case op >= 13 && op < 18:
+				op = 0 // events instead of segment changes and restarts
+			}
+		}
 		desc := ""
 		switch {
 		case op < 7: // a batch of events
