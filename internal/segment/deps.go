@@ -67,3 +67,39 @@ func (d *segDeps) changed(id string) {
 		d.mark[i] = true
 	}
 }
+
+// fork returns deps with a scratch of its own, for another goroutine (the
+// rest is read only).
+func (d *segDeps) fork() *segDeps {
+	c := *d
+	c.mark = make([]bool, len(d.mark))
+	return &c
+}
+
+// mayRead tells whether deciding a profile whose given events and traits
+// changed (all: every segment) could evaluate a built segment that tests
+// a trait: a candidate, or a segment referring to one, transitively.
+func (d *segDeps) mayRead(order []*seg, events, traits map[string]bool, all bool) bool {
+	cand := d.candidates(events, traits)
+	var queue []int
+	for i, c := range cand {
+		if c || all {
+			queue = append(queue, i)
+			cand[i] = true
+		}
+	}
+	for len(queue) > 0 {
+		i := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if order[i].built && d.readsTraits[i] {
+			return true
+		}
+		for _, j := range d.refs[order[i].ID] {
+			if !cand[j] {
+				cand[j] = true
+				queue = append(queue, j)
+			}
+		}
+	}
+	return false
+}

@@ -370,6 +370,7 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 			newTraits[p.Num] = p.New
 		}
 	}
+	var jobs []*evalJob
 	for _, root := range slices.Sorted(maps.Keys(touched)) {
 		if !sp.ix.IsLive(root) {
 			continue
@@ -391,7 +392,22 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 		}
 		traits, ok := newTraits[root]
 		t.origin = c.Origins[root]
-		if err := m.reevaluate(e, order, deps, root, traits, ok, t, nil); err != nil {
+		job := &evalJob{root: root, t: t, traits: traits, have: ok}
+		// The store is read here, on the applier's goroutine, for every
+		// profile that may need its traits; deciding reads no store.
+		if !ok && deps.mayRead(order, t.events, t.traits, t.all) {
+			if err := e.fetchTraits(job); err != nil {
+				return err
+			}
+		}
+		jobs = append(jobs, job)
+	}
+	m.decideAll(sp, order, deps, now, jobs)
+	for _, job := range jobs {
+		if job.err != nil {
+			return job.err
+		}
+		if err := e.applyVerdicts(job); err != nil {
 			return err
 		}
 	}
@@ -418,54 +434,21 @@ func rank(reason string) int {
 // first segment that tests a trait is evaluated (a live root always has
 // its profile record; without one, nothing more is evaluated).
 func (m *Manager) reevaluate(e *emitter, order []*seg, deps *segDeps, root uint32, traits map[string]any, haveTraits bool, t *touch, only map[string]bool) error {
-	sp := e.sp
-	user, _ := sp.ix.ID(root)
-	e.origin = t.origin
-	defer func() { e.origin = "" }()
-	member := func(id string) bool {
-		s, ok := sp.segs[id]
-		return ok && s.members.Contains(root)
+	job := &evalJob{root: root, t: t, traits: traits, have: haveTraits}
+	m.decide(e.sp, order, deps, e.now, job, only, e.fetchTraits)
+	if job.err != nil {
+		return job.err
 	}
-	// cand[i]: order[i] reads an event or trait the touch changed, or a
-	// segment whose membership of root changed above it in the order.
-	cand := deps.candidates(t.events, t.traits)
-	for i, s := range order {
-		if !s.built {
-			continue
-		}
-		switch {
-		case only != nil:
-			if !only[s.ID] && !cand[i] {
-				continue
-			}
-		case !t.all && !cand[i]:
-			continue
-		}
-		if !haveTraits && deps.readsTraits[i] {
-			tr, found, err := e.lv.traits.get(e.b, sp.ws.Num, root)
-			if err != nil {
-				return err
-			}
-			if !found {
-				return nil
-			}
-			traits, haveTraits = tr, true
-		}
-		pe := newProfileEval(sp.ix, root, traits, e.now, member)
-		in := pe.match(s.node)
-		if was := s.members.Contains(root); in != was {
-			if err := e.emit(s, root, user, in, t.reason); err != nil {
-				return err
-			}
-			deps.changed(s.ID)
-		}
-		if deps.timeDep[i] {
-			due, ok := pe.nextChange()
-			if err := e.schedule(root, s, due, ok); err != nil {
-				return err
-			}
-		}
+	return e.applyVerdicts(job)
+}
+
+// fetchTraits reads job's profile's traits (through the step's cache).
+func (e *emitter) fetchTraits(job *evalJob) error {
+	tr, found, err := e.lv.traits.get(e.b, e.sp.ws.Num, job.root)
+	if err != nil {
+		return err
 	}
+	job.traits, job.have, job.missing = tr, found, !found
 	return nil
 }
 

@@ -54,7 +54,7 @@ type liveWorld struct {
 }
 
 func openLive(t testing.TB, fs vfs.FS, clk *clock) *liveWorld {
-	return openLiveOpts(t, fs, clk, segment.Options{})
+	return openLiveOpts(t, fs, clk, segment.Options{ParallelFrom: 1})
 }
 
 func openLiveOpts(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options, limits ...func(*config.Limits)) *liveWorld {

@@ -156,6 +156,10 @@ type Options struct {
 	// events) a query's event scan lets the applier in (default 64); tests
 	// set 1.
 	ScanYieldBlocks int
+	// ParallelFrom, when not 0, is how many touched profiles a step needs
+	// for them to be decided on several goroutines (default 64); tests
+	// set 1.
+	ParallelFrom int
 }
 
 // Manager owns every workspace's segments.

@@ -54,6 +54,9 @@ type Options struct {
 	// CheckpointEvents, SealEvents and ScanYieldBlocks tune the indexes
 	// (see segment.Options); 0 keeps the defaults. Tests set them small.
 	CheckpointEvents, SealEvents, ScanYieldBlocks int
+	// ParallelFrom: see segment.Options (tests set 1, so that even small
+	// steps decide their profiles on several goroutines).
+	ParallelFrom int
 }
 
 // Server is a running Cohort.
@@ -111,7 +114,7 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 		Logger: s.log, Registerer: s.reg, Now: o.Now, BuildWait: o.BuildWait,
 		Progress: o.Progress, IndexDir: filepath.Join(cfg.Data, "index"),
 		CheckpointEvents: cmp.Or(o.CheckpointEvents, cfg.Index.CheckpointEvents), CheckpointEvery: time.Duration(cfg.Index.CheckpointInterval),
-		SealEvents: o.SealEvents, ScanYieldBlocks: o.ScanYieldBlocks,
+		SealEvents: o.SealEvents, ScanYieldBlocks: o.ScanYieldBlocks, ParallelFrom: o.ParallelFrom,
 	})
 	if err == nil {
 		err = ctx.Err()
