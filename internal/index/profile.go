@@ -44,6 +44,14 @@ func (e Event) Time() time.Time {
 	return time.Unix(0, ts[e.i]).UTC()
 }
 
+// UnixNano is the event's timestamp in Unix nanoseconds.
+func (e Event) UnixNano() int64 {
+	if e.run != nil {
+		return e.run.ts[e.i]
+	}
+	return e.col.ts[e.i]
+}
+
 // Prop returns the value at a property path (model.Lookup's semantics).
 func (e Event) Prop(path string) (any, bool) {
 	pc := e.col.props[path]
@@ -78,10 +86,7 @@ func (x *Index) EachEventSince(root uint32, name string, from time.Time, fn func
 	if c == nil || x.deleted.Contains(root) {
 		return
 	}
-	lo := x.retainFrom
-	if !from.IsZero() && from.After(minInstant) {
-		lo = max(lo, from.UnixNano())
-	}
+	lo := x.walkFrom(from)
 	nums := x.Nums(root)
 	for _, p := range c.parts {
 		if p.max < lo {
@@ -100,6 +105,80 @@ func (x *Index) EachEventSince(root uint32, name string, from time.Time, fn func
 			for i := head; i >= 0 && c.ts[i] >= lo; i = c.next[i] {
 				fn(Event{c, nil, i})
 			}
+		}
+	}
+}
+
+// walkFrom is the oldest instant (Unix nanoseconds) a walk of events at
+// or after from reads: from (the zero time: all), and never before the
+// retention horizon.
+func (x *Index) walkFrom(from time.Time) int64 {
+	if !from.IsZero() && from.After(minInstant) {
+		return max(x.retainFrom, from.UnixNano())
+	}
+	return x.retainFrom
+}
+
+// EachEventNewest calls fn for the events named name of the profile root
+// (and of the numbers merged into it) at or after from (the zero time:
+// all), newest first across all of them, until fn returns false: a walk
+// that needs only the newest few stops there. Each run chains a number's
+// events newest first; the walk merges those chains. The caller is the
+// writer, holds RLock, or reads while the writer waits.
+func (x *Index) EachEventNewest(root uint32, name string, from time.Time, fn func(Event) bool) {
+	c := x.events[name]
+	if c == nil || x.deleted.Contains(root) {
+		return
+	}
+	lo := x.walkFrom(from)
+	type cursor struct {
+		r *run // nil: the head
+		i int32
+	}
+	var buf [8]cursor
+	curs := buf[:0]
+	nums := x.Nums(root)
+	for _, p := range c.parts {
+		if p.max < lo {
+			continue
+		}
+		for _, n := range nums {
+			if head, ok := p.firstPos(n); ok && p.ts[head] >= lo {
+				curs = append(curs, cursor{&p.run, head})
+			}
+		}
+	}
+	for _, n := range nums {
+		if head, ok := c.byProf[n]; ok && c.ts[head] >= lo {
+			curs = append(curs, cursor{nil, head})
+		}
+	}
+	tsOf := func(cu cursor) int64 {
+		if cu.r != nil {
+			return cu.r.ts[cu.i]
+		}
+		return c.ts[cu.i]
+	}
+	for len(curs) > 0 {
+		best, bestTS := 0, tsOf(curs[0])
+		for k := 1; k < len(curs); k++ {
+			if t := tsOf(curs[k]); t > bestTS {
+				best, bestTS = k, t
+			}
+		}
+		cu := curs[best]
+		if !fn(Event{c, cu.r, cu.i}) {
+			return
+		}
+		next := c.next
+		if cu.r != nil {
+			next = cu.r.next
+		}
+		if j := next[cu.i]; j >= 0 && tsOf(cursor{cu.r, j}) >= lo {
+			curs[best].i = j
+		} else {
+			curs[best] = curs[len(curs)-1]
+			curs = curs[:len(curs)-1]
 		}
 	}
 }

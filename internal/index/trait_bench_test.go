@@ -142,6 +142,17 @@ func BenchmarkProfileWindow(b *testing.B) {
 					}
 				}
 			})
+			// A leaf asking for at least 3 events over all history
+			// (segment.profileEval): newest first, stopping at the third.
+			b.Run(fmt.Sprintf("history=%d%s/all_at_least_3", history, kind), func(b *testing.B) {
+				for b.Loop() {
+					n := 0
+					x.EachEventNewest(0, "E", time.Time{}, func(index.Event) bool { n++; return n < 3 })
+					if n != 3 {
+						b.Fatalf("%d events", n)
+					}
+				}
+			})
 		}
 	}
 }

@@ -123,7 +123,26 @@ func (e *profileEval) eventStats(n *condition.Node) (int64, *condition.AggState)
 		gone = func(ts time.Time) bool { return !n.Window.Contains(ts, e.now) }
 		since = n.Window.From
 	}
-	e.ix.EachEventSince(e.root, n.Name, since, func(ev index.Event) {
+	// A leaf that asks for at least need events (no aggregate) over all
+	// history or a fixed range is decided by the newest need of them: its
+	// walk goes newest first and stops there. Its answer can change only
+	// when one of those stops counting (a within_last predicate on it
+	// flips), so the instants noted for them are the ones that matter;
+	// events further back can only keep the count up. Not with a relative
+	// window: the noted exit would then be the need-th newest event's,
+	// which moves with every new event, and rewriting the profile's timer
+	// each time costs more than the walk saves (BENCHMARKS.md).
+	var need int64 // 0: walk every event
+	if c, ok := n.EffectiveCount(); ok && n.Aggregate == nil && n.Window.Kind != condition.WindowLast && (c.Op == condition.OpGte || c.Op == condition.OpGt) {
+		need = c.Lo
+		if c.Op == condition.OpGt {
+			need++ // gt MaxInt64 wraps to MinInt64: decided below, as false
+		}
+		if need <= 0 {
+			return 0, nil // decided without a walk (0 events), and nothing changes it
+		}
+	}
+	visit := func(ev index.Event) {
 		if gone != nil && gone(ev.Time()) {
 			return
 		}
@@ -148,7 +167,15 @@ func (e *profileEval) eventStats(n *condition.Node) (int64, *condition.AggState)
 			v, ok := ev.Prop(n.Aggregate.Property)
 			agg.Add(v, ok)
 		}
-	})
+	}
+	if need > 0 {
+		e.ix.EachEventNewest(e.root, n.Name, since, func(ev index.Event) bool {
+			visit(ev)
+			return count < need
+		})
+		return count, agg
+	}
+	e.ix.EachEventSince(e.root, n.Name, since, visit)
 	return count, agg
 }
 
