@@ -93,17 +93,17 @@ func TestEachEventNewestAcrossRuns(t *testing.T) {
 				from = time.Time{}
 			}
 			var want []int64
-			x.EachEventSince(root, "E", from, func(e Event) { want = append(want, e.UnixNano()) })
+			x.EachEventSince(root, "E", from, func(e Event) { want = append(want, e.Time().UnixNano()) })
 			slices.Sort(want)
 			slices.Reverse(want)
 			var got []int64
-			x.EachEventNewest(root, "E", from, func(e Event) bool { got = append(got, e.UnixNano()); return true })
+			x.EachEventNewest(root, "E", from, func(e Event) bool { got = append(got, e.Time().UnixNano()); return true })
 			if !slices.Equal(got, want) {
 				t.Fatalf("step %d root %d from %s: got %v, want %v", step, root, from, got, want)
 			}
 			if k := len(want) / 2; k > 0 {
 				got = got[:0]
-				x.EachEventNewest(root, "E", from, func(e Event) bool { got = append(got, e.UnixNano()); return len(got) < k })
+				x.EachEventNewest(root, "E", from, func(e Event) bool { got = append(got, e.Time().UnixNano()); return len(got) < k })
 				if !slices.Equal(got, want[:k]) {
 					t.Fatalf("step %d root %d: stopped after %d, got %v, want %v", step, root, k, got, want[:k])
 				}

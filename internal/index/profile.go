@@ -44,14 +44,6 @@ func (e Event) Time() time.Time {
 	return time.Unix(0, ts[e.i]).UTC()
 }
 
-// UnixNano is the event's timestamp in Unix nanoseconds.
-func (e Event) UnixNano() int64 {
-	if e.run != nil {
-		return e.run.ts[e.i]
-	}
-	return e.col.ts[e.i]
-}
-
 // Prop returns the value at a property path (model.Lookup's semantics).
 func (e Event) Prop(path string) (any, bool) {
 	pc := e.col.props[path]

@@ -448,7 +448,7 @@ func (e *emitter) fetchTraits(job *evalJob) error {
 	if err != nil {
 		return err
 	}
-	job.traits, job.have, job.missing = tr, found, !found
+	job.traits, job.have = tr, found
 	return nil
 }
 

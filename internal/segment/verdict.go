@@ -32,8 +32,7 @@ type evalJob struct {
 	root     uint32
 	t        *touch
 	traits   map[string]any
-	have     bool // traits holds the profile's traits
-	missing  bool // the profile has no stored record (its traits were asked for)
+	have     bool // traits holds the profile's traits (false after a fetch: it has no stored record)
 	verdicts []verdict
 	err      error
 }
@@ -74,8 +73,8 @@ func (m *Manager) decide(sp *space, order []*seg, deps *segDeps, now time.Time, 
 					return
 				}
 			}
-			if job.missing || !job.have {
-				return
+			if !job.have {
+				return // no stored record: nothing more is evaluated
 			}
 		}
 		pe := newProfileEval(sp.ix, root, job.traits, now, member)
