@@ -247,8 +247,8 @@ func perProfile(heap uint64, ls bench.LoadStats) float64 {
 }
 
 func printPersist(w io.Writer, ls bench.LoadStats, ps *bench.PersistStats) {
-	fmt.Fprintf(w, "persisted (--index-dir): checkpoint %s (a second one, no new event: %s), files %.1f MB; index.Open from them %s\n",
-		ps.Checkpoint.Round(time.Millisecond), ps.MetaOnly.Round(time.Millisecond), float64(ps.FileBytes)/1e6, ps.Open.Round(time.Millisecond))
+	fmt.Fprintf(w, "persisted (--index-dir): checkpoint %s (a second one, no new event: %s; a merge of the base in the background: %s), files %.1f MB; index.Open from them %s\n",
+		ps.Checkpoint.Round(time.Millisecond), ps.MetaOnly.Round(time.Millisecond), ps.Merge.Round(time.Millisecond), float64(ps.FileBytes)/1e6, ps.Open.Round(time.Millisecond))
 	fmt.Fprintf(w, "index memory, reopened:   %.1f B/profile of Go heap (%.1f MB HeapInuse over the empty heap)\n",
 		perProfile(ps.HeapAfter, ls), perProfile(ps.HeapAfter, ls)*float64(ls.Profiles)/1e6)
 	fmt.Fprintf(w, "process RSS after the open: %.1f MB anonymous, %.1f MB of mapped files (the page cache of the parts)\n",

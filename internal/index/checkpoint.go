@@ -104,15 +104,33 @@ func openCheckpoint(ctx context.Context, db *pebble.DB, ws uint32, o LoadOptions
 	if err != nil {
 		return nil, err
 	}
-	name := strings.TrimSpace(string(cur))
-	x, storeSeq, partNames, err := readMeta(filepath.Join(o.Dir, name))
+	names := strings.Fields(string(cur))
+	if len(names) == 0 || len(names) > 2 {
+		return nil, fmt.Errorf("index %s names %d files: %w", currentFile, len(names), ErrCorrupt)
+	}
+	base, err := readMeta(filepath.Join(o.Dir, names[0]))
 	if err != nil {
 		return nil, err
 	}
-	if x.ws != ws {
-		return nil, fmt.Errorf("checkpoint %s is of workspace %d, not %d: %w", name, x.ws, ws, ErrCorrupt)
+	x, evs := base.x, base
+	if len(names) == 2 {
+		if evs, err = readMeta(filepath.Join(o.Dir, names[1])); err != nil {
+			return nil, err
+		}
+		x.events, x.nextPart, x.retainFrom = evs.x.events, evs.x.nextPart, evs.x.retainFrom
+	}
+	switch {
+	case base.sections&secProfiles == 0 || evs.sections&secEvents == 0:
+		return nil, fmt.Errorf("index checkpoint %s lacks a section: %w", strings.Join(names, " and "), ErrCorrupt)
+	case evs.seq < base.seq:
+		return nil, fmt.Errorf("index checkpoint %s is older than its base %s: %w", names[1], names[0], ErrCorrupt)
+	case x.ws != ws || evs.x.ws != ws:
+		return nil, fmt.Errorf("index checkpoint %s is not of workspace %d: %w", strings.Join(names, " and "), ws, ErrCorrupt)
 	}
 	x.persistIn(o, ws)
+	x.baseSeq, x.baseFile = base.seq, names[0]
+	x.ckptSeq, x.ckptFile = evs.seq, names[len(names)-1]
+	x.jseq = base.seq
 	// Progress: the parts by their number, then the journal by entries.
 	report := func(float64) {}
 	if o.Progress != nil {
@@ -125,20 +143,27 @@ func openCheckpoint(ctx context.Context, db *pebble.DB, ws uint32, o LoadOptions
 		}
 	}
 	report(0)
-	if err := x.openParts(ctx, partNames, func(f float64) { report(0.8 * f) }); err != nil {
+	if err := x.openParts(ctx, evs.partNames, func(f float64) { report(0.8 * f) }); err != nil {
 		x.Close()
 		return nil, err
 	}
-	x.lastEventSeq = storeSeq
+	x.lastEventSeq = evs.storeSeq
+	x.ckptParts = x.partFiles()
 	last, err := lastJournalSeq(db, ws)
 	if err != nil {
 		x.Close()
 		return nil, fmt.Errorf("read index journal: %w", err)
 	}
-	tail := max(int(last)-int(x.ckptSeq), 1)
-	if x.replayed, err = x.replay(ctx, db, func(n int) { report(0.8 + 0.2*float64(n)/float64(tail)) }); err != nil {
+	tail := max(int(last)-int(x.baseSeq), 1)
+	// The profiles' side from the base's seq, the whole of each entry
+	// after the event columns' seq.
+	if x.replayed, err = x.replay(ctx, db, 0, x.ckptSeq, func(n int) { report(0.8 + 0.2*float64(n)/float64(tail)) }); err != nil {
 		x.Close()
 		return nil, err
+	}
+	if x.jseq < x.ckptSeq {
+		x.Close()
+		return nil, fmt.Errorf("index journal ends at %d, before checkpoint %s at %d: %w", x.jseq, x.ckptFile, x.ckptSeq, ErrCorrupt)
 	}
 	c, err := store.ReadCounters(db, ws)
 	if err != nil {
@@ -148,7 +173,7 @@ func openCheckpoint(ctx context.Context, db *pebble.DB, ws uint32, o LoadOptions
 	if c.EventSeq != x.lastEventSeq {
 		x.Close()
 		return nil, fmt.Errorf("checkpoint %s and its journal reach event %d, the store event %d (an index directory of another store?): %w",
-			name, x.lastEventSeq, c.EventSeq, ErrCorrupt)
+			x.ckptFile, x.lastEventSeq, c.EventSeq, ErrCorrupt)
 	}
 	if err := ctx.Err(); err != nil {
 		x.Close()
@@ -278,45 +303,87 @@ func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
 			x.mu.Unlock()
 		}
 	}
+	// The first checkpoint writes both sections; later ones the event
+	// columns only, the profiles' side staying in the base file and the
+	// journal since it (a merge in the background makes a newer base).
+	full := x.baseFile == ""
+	sections, name := byte(secEvents), fmt.Sprintf("evts-%016x.idx", x.jseq)
+	if full {
+		sections, name = secAll, fmt.Sprintf("ckpt-%016x.idx", x.jseq)
+	}
 	if err := x.crash("checkpoint file"); err != nil {
 		return err
 	}
-	name := fmt.Sprintf("ckpt-%016x.idx", x.jseq)
-	if err := writeFileSynced(filepath.Join(x.dir, name), func(f *os.File) error { return x.writeMeta(f, c.EventSeq) }); err != nil {
+	if err := writeFileSynced(filepath.Join(x.dir, name), func(f *os.File) error { return x.writeMeta(f, sections, x.jseq, c.EventSeq) }); err != nil {
 		return fmt.Errorf("write index checkpoint: %w", err)
 	}
-	if err := writeFileSynced(filepath.Join(x.dir, currentFile), func(f *os.File) error {
-		_, err := f.WriteString(name + "\n")
+	base := name
+	if !full {
+		base = x.baseFile
+	}
+	if err := x.writeCurrent(base, name); err != nil {
 		return err
-	}); err != nil {
-		return fmt.Errorf("write index checkpoint: %w", err)
 	}
 	if err := x.crash("CURRENT"); err != nil {
 		return err
 	}
-	if err := syncDir(x.dir); err != nil {
+	x.ckptSeq, x.ckptFile, x.headEvents, x.lastCkpt = x.jseq, name, 0, time.Now()
+	x.ckptParts = x.partFiles()
+	x.ckptTook = x.lastCkpt.Sub(start)
+	x.lastEventSeq = c.EventSeq
+	if full {
+		if err := x.newBase(db, name, x.jseq); err != nil {
+			return err
+		}
+	} else if err := x.removeUnnamed(); err != nil {
 		return err
 	}
+	x.sinceBase++
+	x.maybeMerge(db)
+	return nil
+}
+
+// writeCurrent points CURRENT at the files of the profiles' side and the
+// event columns (the same file for a full checkpoint), synced.
+func (x *Index) writeCurrent(base, events string) error {
+	text := base + "\n"
+	if events != base {
+		text += events + "\n"
+	}
+	if err := writeFileSynced(filepath.Join(x.dir, currentFile), func(f *os.File) error {
+		_, err := f.WriteString(text)
+		return err
+	}); err != nil {
+		return fmt.Errorf("write index checkpoint: %w", err)
+	}
+	return syncDir(x.dir)
+}
+
+// newBase records that CURRENT names base, holding the profiles' side
+// through journal entry seq: the journal through it is deleted, and the
+// files no longer named.
+func (x *Index) newBase(db *pebble.DB, base string, seq uint64) error {
+	x.baseFile, x.baseSeq, x.sinceBase = base, seq, 0
 	if err := x.crash("journal trim"); err != nil {
 		return err
 	}
-	if err := db.DeleteRange(store.JournalKey(x.ws, 0), store.JournalKey(x.ws, x.jseq+1), pebble.NoSync); err != nil {
+	if err := db.DeleteRange(store.JournalKey(x.ws, 0), store.JournalKey(x.ws, seq+1), pebble.NoSync); err != nil {
 		return fmt.Errorf("trim index journal: %w", err)
 	}
-	x.ckptSeq, x.headEvents, x.lastCkpt = x.jseq, 0, time.Now()
-	x.ckptTook = x.lastCkpt.Sub(start)
-	x.lastEventSeq = c.EventSeq
-	return x.removeUnnamed(name)
+	return x.removeUnnamed()
 }
 
-// removeUnnamed deletes the files of the index directory that the
-// checkpoint ckpt does not name.
-func (x *Index) removeUnnamed(ckpt string) error {
-	keep := map[string]bool{ckpt: true, currentFile: true}
-	for _, c := range x.events {
-		for _, p := range c.parts {
-			keep[p.file.name] = true
-		}
+// removeUnnamed deletes the files of the index directory that CURRENT
+// and the checkpoint files it names do not name, but for those of a merge
+// under way. (Between checkpoints the live index may have dropped parts
+// the checkpoint on disk still names, and hold parts not written yet.)
+func (x *Index) removeUnnamed() error {
+	keep := map[string]bool{x.baseFile: true, x.ckptFile: true, currentFile: true}
+	if x.merge != nil {
+		keep[x.merge.name], keep[x.merge.name+".tmp"] = true, true
+	}
+	for _, p := range x.ckptParts {
+		keep[p] = true
 	}
 	ents, err := os.ReadDir(x.dir)
 	if err != nil {
@@ -330,6 +397,17 @@ func (x *Index) removeUnnamed(ckpt string) error {
 		}
 	}
 	return nil
+}
+
+// partFiles names the part files of every column (all are written).
+func (x *Index) partFiles() []string {
+	var names []string
+	for _, c := range x.events {
+		for _, p := range c.parts {
+			names = append(names, p.file.name)
+		}
+	}
+	return names
 }
 
 // writeFileSynced writes path through a temporary file, synced, renamed
@@ -365,8 +443,10 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Close unmaps the part files. The index must not be used after.
+// Close stops a merge under way and unmaps the part files. The index
+// must not be used after.
 func (x *Index) Close() error {
+	x.stopMerge()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var first error

@@ -53,8 +53,17 @@ type Index struct {
 	// only. The writer owns these.
 	ws         uint32
 	dir        string
-	jseq       uint64 // the last journal entry written or replayed
-	ckptSeq    uint64 // the journal entries through this one are in the checkpoint on disk
+	jseq       uint64   // the last journal entry written or replayed
+	ckptSeq    uint64   // the event columns through this journal entry are in the checkpoint on disk
+	ckptFile   string   // the checkpoint file of the event columns CURRENT names
+	baseSeq    uint64   // the profiles' side through this entry is in baseFile; the journal since is kept
+	baseFile   string   // "" until the first checkpoint
+	ckptParts  []string // the part files ckptFile names
+	sinceBase  int      // checkpoints since the base was written
+	merge      *merge   // a newer base being written in the background (merge.go)
+	mergeEvery int      // merge after this many checkpoints since the base (0: the default)
+	mergeTook  time.Duration
+	lastMerge  time.Time
 	nextPart   uint64 // names the next part file
 	sealEvents int    // seal a column's head when it holds this many events (0: at checkpoints only)
 	headEvents int    // events applied since the last checkpoint
@@ -268,7 +277,7 @@ func LoadWith(ctx context.Context, r pebble.Reader, ws uint32, o LoadOptions) (*
 // Apply applies one commit's changes.
 func (x *Index) Apply(c *ingest.Changes) {
 	x.mu.Lock()
-	x.apply(c)
+	x.apply(c, true)
 	x.releaseDead()
 	x.mu.Unlock()
 	x.headEvents += len(c.Events)
@@ -287,7 +296,10 @@ func (x *Index) maybeSeal(name string) {
 	}
 }
 
-func (x *Index) apply(c *ingest.Changes) {
+// apply applies c; without events, only its profiles side: profile sets,
+// links, ids, traits and the largest number (a replay through a seq whose
+// event columns were read from a checkpoint file).
+func (x *Index) apply(c *ingest.Changes, events bool) {
 	for _, m := range c.Merges {
 		x.parent[m.Src] = m.Dst
 		x.kids[m.Dst] = append(x.kids[m.Dst], m.Src)
@@ -296,7 +308,9 @@ func (x *Index) apply(c *ingest.Changes) {
 	x.gen++
 	for _, n := range c.Deleted {
 		x.deleted.Add(n)
-		x.uncount(n)
+		if events {
+			x.uncount(n)
+		}
 	}
 	for _, p := range c.Profiles {
 		x.maxNum = max(x.maxNum, p.Num+1)
@@ -310,6 +324,10 @@ func (x *Index) apply(c *ingest.Changes) {
 		}
 	}
 	for _, e := range c.Events {
+		if !events {
+			x.maxNum = max(x.maxNum, e.Num+1)
+			continue
+		}
 		x.addEvent(e.Num, e.Name, e.Timestamp, e.Properties)
 		x.lastEventSeq = max(x.lastEventSeq, e.Seq)
 	}

@@ -146,13 +146,19 @@ func decodeChanges(v []byte) (*ingest.Changes, error) {
 	return c, nil
 }
 
-// replay applies the journal entries after x.ckptSeq from r; progress
-// hears how many were applied after each. Entries are decoded (mostly
-// the events' property JSON) on several workers while this goroutine
-// applies them in order.
-func (x *Index) replay(ctx context.Context, r pebble.Reader, progress func(int)) (int, error) {
+// replay applies the journal entries after x.jseq from r, through seq
+// to (0: to the end); progress hears how many were applied after each.
+// The entries through profilesThrough change only the profiles side
+// (applyProfiles): their events are in the event columns already, read
+// from a checkpoint file of a later seq than the profiles'. Entries are
+// decoded (mostly the events' property JSON, read from the store) on
+// several workers while this goroutine applies them in order.
+func (x *Index) replay(ctx context.Context, r pebble.Reader, to, profilesThrough uint64, progress func(int)) (int, error) {
 	_, hi := store.JournalRange(x.ws)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: store.JournalKey(x.ws, x.ckptSeq+1), UpperBound: hi})
+	if to != 0 {
+		hi = store.JournalKey(x.ws, to+1)
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: store.JournalKey(x.ws, x.jseq+1), UpperBound: hi})
 	if err != nil {
 		return 0, fmt.Errorf("read index journal: %w", err)
 	}
@@ -166,7 +172,7 @@ func (x *Index) replay(ctx context.Context, r pebble.Reader, progress func(int))
 	for range workers {
 		wg.Go(func() {
 			for e := range jobs {
-				e.decode(r, x.ws)
+				e.decode(r, x.ws, e.seq > profilesThrough)
 				close(e.done)
 			}
 		})
@@ -200,9 +206,22 @@ func (x *Index) replay(ctx context.Context, r pebble.Reader, progress func(int))
 			}
 			return n, e.err
 		}
-		if e.changes != nil {
+		if e.seq != x.jseq+1 {
+			cancel()
+			for range order {
+			}
+			return n, fmt.Errorf("index journal: entry %d follows %d: %w", e.seq, x.jseq, ErrCorrupt)
+		}
+		switch {
+		case e.seq <= profilesThrough:
+			if e.changes != nil { // a Retain changes only event columns
+				x.mu.Lock()
+				x.apply(e.changes, false)
+				x.mu.Unlock()
+			}
+		case e.changes != nil:
 			x.Apply(e.changes)
-		} else {
+		default:
 			x.Retain(time.Unix(0, e.cut))
 		}
 		x.jseq = e.seq
@@ -222,11 +241,12 @@ type journalEntry struct {
 	done    chan struct{} // closed once decoded
 }
 
-// decode decodes the entry and reads its events' properties from the
-// store (r, workspace ws). An event no longer stored (its user deleted,
-// its day past retention, later in the journal) is left out: what drops
-// it follows in the journal, and nothing else refers to it.
-func (e *journalEntry) decode(r pebble.Reader, ws uint32) {
+// decode decodes the entry and, when events is set, reads its events'
+// properties from the store (r, workspace ws). An event no longer stored
+// (its user deleted, its day past retention, later in the journal) is
+// left out: what drops it follows in the journal, and nothing else
+// refers to it.
+func (e *journalEntry) decode(r pebble.Reader, ws uint32, events bool) {
 	v := e.raw
 	switch {
 	case len(v) == 0:
@@ -234,6 +254,9 @@ func (e *journalEntry) decode(r pebble.Reader, ws uint32) {
 	case v[0] == journalChanges:
 		if e.changes, e.err = decodeChanges(v[1:]); e.err != nil {
 			e.err = fmt.Errorf("index journal entry %d: %w", e.seq, e.err)
+			break
+		}
+		if !events {
 			break
 		}
 		evs := e.changes.Events[:0]

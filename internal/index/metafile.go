@@ -26,7 +26,16 @@ import (
 
 const (
 	metaMagic   = "COHINDX1"
-	metaVersion = 1
+	metaVersion = 2 // 1: no sections byte, both sections
+)
+
+// The sections of a checkpoint file. A full one holds both; the periodic
+// checkpoint writes the events section alone, and a base file written in
+// the background holds the profiles section alone (checkpoint.go).
+const (
+	secProfiles = 1 << iota // profile sets, links, ids, traits
+	secEvents               // event columns: dictionaries, counts, parts
+	secAll      = secProfiles | secEvents
 )
 
 // Value tags of encoded dictionary and trait values.
@@ -137,18 +146,32 @@ func (m *metaWriter) finish() error {
 	return m.w.Flush()
 }
 
-// writeMeta encodes everything of x but part arrays. The caller is the
-// index's writer and has sealed every head (they are empty).
-func (x *Index) writeMeta(w io.Writer, storeSeq uint64) error {
+// writeMeta encodes the sections of x (all but part arrays), as of
+// journal entry seq. The caller is the index's writer and has sealed
+// every head (they are empty), or owns x alone (a base being merged).
+func (x *Index) writeMeta(w io.Writer, sections byte, seq, storeSeq uint64) error {
 	m := newMetaWriter(w)
 	m.raw([]byte(metaMagic))
 	m.u64(metaVersion)
+	m.tag(sections)
 	m.u64(uint64(x.ws))
-	m.u64(x.jseq)
+	m.u64(seq)
 	m.u64(storeSeq)
 	m.u64(x.nextPart)
 	m.u64(uint64(x.retainFrom))
 	m.u64(uint64(x.maxNum))
+	if sections&secProfiles != 0 {
+		x.writeProfiles(m)
+	}
+	if sections&secEvents != 0 {
+		if err := x.writeEvents(m); err != nil {
+			return err
+		}
+	}
+	return m.finish()
+}
+
+func (x *Index) writeProfiles(m *metaWriter) {
 	m.bitmap(x.all)
 	m.bitmap(x.merged)
 	m.bitmap(x.deleted)
@@ -175,6 +198,9 @@ func (x *Index) writeMeta(w io.Writer, storeSeq uint64) error {
 			}
 		}
 	}
+}
+
+func (x *Index) writeEvents(m *metaWriter) error {
 	m.uvarint(uint64(len(x.events)))
 	for _, name := range slices.Sorted(maps.Keys(x.events)) {
 		c := x.events[name]
@@ -205,7 +231,7 @@ func (x *Index) writeMeta(w io.Writer, storeSeq uint64) error {
 			m.str(p.file.name)
 		}
 	}
-	return m.finish()
+	return m.err
 }
 
 // binReader decodes checkpoint files and journal entries, remembering
@@ -319,33 +345,75 @@ func (r *binReader) value(objects bool) any {
 	return nil
 }
 
-// readMeta reads a checkpoint file into a new index whose parts are
-// named but not opened (partNames, by event name in order).
-func readMeta(path string) (x *Index, storeSeq uint64, partNames map[string][]string, err error) {
+// metaFile is a checkpoint file read: the sections it holds, in a new
+// index whose parts are named but not opened (partNames, by event name in
+// order).
+type metaFile struct {
+	x         *Index
+	sections  byte
+	seq       uint64 // the last journal entry it includes
+	storeSeq  uint64
+	partNames map[string][]string
+}
+
+// readMeta reads a checkpoint file.
+func readMeta(path string) (*metaFile, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		// CURRENT names it: missing or unreadable, it is damage.
-		return nil, 0, nil, fmt.Errorf("read index checkpoint: %v: %w", err, ErrCorrupt)
+		return nil, fmt.Errorf("read index checkpoint: %v: %w", err, ErrCorrupt)
 	}
 	if len(b) < len(metaMagic)+8 || string(b[:len(metaMagic)]) != metaMagic || string(b[len(b)-4:]) != "CEND" {
-		return nil, 0, nil, fmt.Errorf("index checkpoint %s: not a checkpoint file: %w", path, ErrCorrupt)
+		return nil, fmt.Errorf("index checkpoint %s: not a checkpoint file: %w", path, ErrCorrupt)
 	}
 	body := b[:len(b)-8]
 	if got, want := crc32.Checksum(body, crcTable), binary.LittleEndian.Uint32(b[len(b)-8:]); got != want {
-		return nil, 0, nil, fmt.Errorf("index checkpoint %s: checksum %08x, want %08x: %w", path, got, want, ErrCorrupt)
+		return nil, fmt.Errorf("index checkpoint %s: checksum %08x, want %08x: %w", path, got, want, ErrCorrupt)
 	}
 	r := &binReader{b: body[len(metaMagic):]}
-	if v := r.u64(); v != metaVersion {
-		return nil, 0, nil, fmt.Errorf("index checkpoint %s: format version %d, this build reads %d: %w", path, v, metaVersion, ErrCorrupt)
+	mf := &metaFile{sections: secAll, partNames: map[string][]string{}}
+	switch v := r.u64(); v {
+	case 1:
+	case metaVersion:
+		mf.sections = r.byte()
+	default:
+		return nil, fmt.Errorf("index checkpoint %s: format version %d, this build reads 1 and %d: %w", path, v, metaVersion, ErrCorrupt)
 	}
-	x = New()
+	x := New()
+	mf.x = x
 	x.ws = uint32(r.u64())
-	x.jseq = r.u64()
-	x.ckptSeq = x.jseq
-	storeSeq = r.u64()
+	mf.seq = r.u64()
+	x.jseq, x.ckptSeq = mf.seq, mf.seq
+	mf.storeSeq = r.u64()
 	x.nextPart = r.u64()
 	x.retainFrom = int64(r.u64())
 	x.maxNum = uint32(r.u64())
+	if mf.sections&secProfiles != 0 {
+		x.readProfiles(r)
+	}
+	if mf.sections&secEvents != 0 {
+		x.readEvents(r, mf.partNames)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("bytes after the end")
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("index checkpoint %s: %w", path, r.err)
+	}
+	return mf, nil
+}
+
+func (r *binReader) byte() byte {
+	if len(r.b) == 0 {
+		r.fail("truncated")
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (x *Index) readProfiles(r *binReader) {
 	x.all, x.merged, x.deleted = r.bitmap(), r.bitmap(), r.bitmap()
 	for range r.count() {
 		from, to := uint32(r.uvarint()), uint32(r.uvarint())
@@ -379,7 +447,9 @@ func readMeta(path string) (x *Index, storeSeq uint64, partNames map[string][]st
 		}
 		x.traits[name] = t
 	}
-	partNames = map[string][]string{}
+}
+
+func (x *Index) readEvents(r *binReader, partNames map[string][]string) {
 	for range r.count() {
 		name := string(r.bytes())
 		c := &eventCol{props: map[string]*propCol{}, byProf: map[uint32]int32{}, hasDeleted: r.uvarint() == 1}
@@ -405,11 +475,4 @@ func readMeta(path string) (x *Index, storeSeq uint64, partNames map[string][]st
 		}
 		x.events[name] = c
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("bytes after the end")
-	}
-	if r.err != nil {
-		return nil, 0, nil, fmt.Errorf("index checkpoint %s: %w", path, r.err)
-	}
-	return x, storeSeq, partNames, nil
 }

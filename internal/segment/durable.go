@@ -104,6 +104,11 @@ func (m *Manager) checkpoint() {
 	spaces := slices.Collect(maps.Values(m.spaces))
 	m.mu.RUnlock()
 	for _, sp := range spaces {
+		if took, err := sp.ix.FinishMerge(m.st.DB()); err != nil {
+			m.log.Error("index base merge failed; the journal keeps the changes since the last base", "err", err)
+		} else if took > 0 {
+			m.m.merge.Observe(took.Seconds())
+		}
 		if !sp.ix.CheckpointDue(m.opts.CheckpointEvents, m.opts.CheckpointEvery, now) {
 			continue
 		}

@@ -17,6 +17,8 @@ type metrics struct {
 	throttled prometheus.Counter
 	// checkpoint times index checkpoints (index.Checkpoint).
 	checkpoint prometheus.Observer
+	// merge times the merges of index bases (index.FinishMerge).
+	merge prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,7 +40,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cohort_query_seconds", Help: "Time to evaluate a query with its criteria counts.", Buckets: buckets,
 		}),
 		checkpoint: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "cohort_index_checkpoint_seconds", Help: "Time to write an index checkpoint (its new parts and checkpoint file), on the applier.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
+			Name: "cohort_index_checkpoint_seconds", Help: "Time to write an index checkpoint (its new parts and the event columns' checkpoint file), on the applier.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
+		}),
+		merge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cohort_index_merge_seconds", Help: "Time to merge the profiles' side of the journal into a new index base file, in the background.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
 		}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cohort_bot_reevaluations_throttled_total", Help: "Re-evaluations of bot profiles deferred.",
@@ -46,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.changes, m.latency.(prometheus.Histogram), m.lateness.(prometheus.Histogram),
-			m.build.(prometheus.Histogram), m.query.(prometheus.Histogram), m.throttled, m.checkpoint.(prometheus.Histogram))
+			m.build.(prometheus.Histogram), m.query.(prometheus.Histogram), m.throttled, m.checkpoint.(prometheus.Histogram), m.merge.(prometheus.Histogram))
 	}
 	return m
 }
