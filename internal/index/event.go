@@ -51,6 +51,9 @@ func (x *Index) event(ctx context.Context, n *condition.Node, now time.Time, yie
 		}
 		return roaring.New()
 	}
+	if ok, present := presenceOnly(n); ok {
+		return x.presence(col, n, now, present, yield)
+	}
 	s := getScratch()
 	defer putScratch(s)
 	x.scan(ctx, col, n, now, s, yield)
@@ -274,21 +277,71 @@ func (s *scratch) result(fn condition.AggFn, root uint32) (float64, bool) {
 	return 0, false
 }
 
+// window is the leaf's window at now in Unix nanoseconds, inclusive,
+// within retention.
+func (x *Index) window(n *condition.Node, now time.Time) (lo, hi int64) {
+	lo, hi = x.retainFrom, math.MaxInt64
+	switch n.Window.Kind {
+	case condition.WindowLast:
+		lo = max(lo, now.Add(-n.Window.Last).UnixNano()+1)
+		hi = now.UnixNano()
+	case condition.WindowRange:
+		lo = max(lo, n.Window.From.UnixNano())
+		hi = n.Window.To.UnixNano()
+	}
+	return lo, hi
+}
+
+// presence answers a leaf whose answer depends only on whether a profile
+// has an event in the window (presenceOnly): from the parts' presence by
+// day and the events of partial days (days.go). With yield, it reads
+// without the lock, as scan does.
+func (x *Index) presence(col *eventCol, n *condition.Node, now time.Time, has, yield bool) *roaring.Bitmap {
+	if cnt, _ := n.EffectiveCount(); cnt.Match(0) == has {
+		if has {
+			return x.all.Clone() // every count passes
+		}
+		return roaring.New()
+	}
+	lo, hi := x.window(n, now)
+	runs, days, size := col.snapshot(), col.daysOf(), int(x.maxNum)
+	if yield {
+		x.scans.Add(1) // the parts taken stay mapped
+		defer x.scans.Add(-1)
+		x.mu.RUnlock()
+	}
+	s := getScratch()
+	defer putScratch(s)
+	list, bms := present(runs, days, lo, hi, s.list[:0], nil)
+	s.list = list
+	raw := roaring.FastOr(append(bms, s.bitmapOf(list, size))...)
+	raw.CloneCopyOnWriteContainers() // nothing of a part's mapping stays
+	if yield {
+		x.mu.RLock()
+	}
+	got := roaring.And(raw, x.all)
+	if !x.merged.IsEmpty() {
+		moved := roaring.And(raw, x.merged)
+		for it := moved.Iterator(); it.HasNext(); {
+			if root, ok := x.root(it.Next()); ok {
+				got.Add(root)
+			}
+		}
+	}
+	if has {
+		return got
+	}
+	return roaring.AndNot(x.all, got)
+}
+
 // scan runs over col's qualifying events and leaves in s, for every live
 // root profile with at least one, its count and aggregate (s.touched
 // lists those roots). A scan over many events is split into contiguous
 // runs of blocks counted by parallel workers into scratches of their own,
 // then merged into s.
 func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now time.Time, s *scratch, yield bool) {
-	p := scanPlan{ctx: ctx, runs: col.snapshot(), lo: x.retainFrom, hi: int64(1<<63 - 1), size: int(x.maxNum), bytes: x.partBytes, aggK: -1, checkEvery: max(x.yieldEvery, 1)}
-	switch n.Window.Kind {
-	case condition.WindowLast:
-		p.lo = max(p.lo, now.Add(-n.Window.Last).UnixNano()+1)
-		p.hi = now.UnixNano()
-	case condition.WindowRange:
-		p.lo = max(p.lo, n.Window.From.UnixNano())
-		p.hi = n.Window.To.UnixNano()
-	}
+	p := scanPlan{ctx: ctx, runs: col.snapshot(), size: int(x.maxNum), bytes: x.partBytes, aggK: -1, checkEvery: max(x.yieldEvery, 1)}
+	p.lo, p.hi = x.window(n, now)
 	s.size = p.size
 	s.cnt = grow(s.cnt, p.size)
 	// Each where-predicate, decided once per distinct value of its column.

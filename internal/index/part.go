@@ -56,6 +56,7 @@ type part struct {
 	hpos  []int32
 	min   int64 // the part's time bounds
 	max   int64
+	days  *partDays // presence by day (days.go); nil in a file of version 1
 	file  *partFile // nil while only in memory
 }
 
@@ -77,6 +78,7 @@ func newPart(r run, heads map[uint32]int32) *part {
 	}
 	p.bounds()
 	p.first = p.firstPos
+	p.days = makeDays(r.prof, r.ts)
 	return p
 }
 
@@ -123,6 +125,16 @@ func (c *eventCol) snapshot() []*run {
 	}
 	h.blocks = slices.Clone(h.blocks)
 	return out
+}
+
+// daysOf lists the presence by day of the runs a snapshot or runs gives:
+// its parts', then nil for the head.
+func (c *eventCol) daysOf() []*partDays {
+	out := make([]*partDays, 0, len(c.parts)+1)
+	for _, p := range c.parts {
+		out = append(out, p.days)
+	}
+	return append(out, nil)
 }
 
 // runs lists the column's runs, oldest first: its parts, then the head.

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"unsafe"
+
+	"github.com/RoaringBitmap/roaring/v2"
 )
 
 // A part file holds one sealed part's arrays as they are in memory, so
@@ -21,8 +23,8 @@ import (
 
 const (
 	partMagic   = "COHPART1"
-	partVersion = 1
-	partHeader  = 40 // magic, version, ncols, n, nheads, nblocks
+	partVersion = 2  // 1: no presence by day
+	partHeader  = 48 // magic, version, ncols, n, nheads, nblocks, ndays (version 1: 40, no ndays)
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -84,6 +86,11 @@ func writePart(dir, name string, p *part) error {
 	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(p.prof)))
 	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(p.hprof)))
 	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(p.blocks)))
+	days := p.days
+	if days == nil {
+		days = makeDays(p.prof, p.ts)
+	}
+	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(days.days)))
 	for _, ids := range p.ids {
 		if ids == nil {
 			hdr = append(hdr, 0)
@@ -118,6 +125,25 @@ func writePart(dir, name string, p *part) error {
 			section(bytesOf(ids.w[:ids.n]))
 		}
 	}
+	// Presence by day: the days, the offsets of their bitmaps (each
+	// starting at a multiple of 8), the bitmaps.
+	off := make([]uint64, 0, len(days.days)+1)
+	var raw []byte
+	for i := range days.days {
+		off = append(off, uint64(len(raw)))
+		b, err := days.bitmap(i).ToBytes()
+		if err != nil {
+			return fmt.Errorf("write index part %s: %w", name, err)
+		}
+		raw = append(raw, b...)
+		for len(raw)%8 != 0 {
+			raw = append(raw, 0)
+		}
+	}
+	off = append(off, uint64(len(raw)))
+	section(bytesOf(days.days))
+	section(bytesOf(off))
+	section(raw)
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write index part %s: %w", name, err)
 	}
@@ -179,18 +205,30 @@ func parsePart(b []byte) (*part, error) {
 	if got, want := crc32.Checksum(body, crcTable), binary.LittleEndian.Uint32(trailer); got != want {
 		return nil, fmt.Errorf("checksum %08x, want %08x: %w", got, want, ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint32(body[8:]); v != partVersion {
-		return nil, fmt.Errorf("part format version %d, this build reads %d: %w", v, partVersion, ErrCorrupt)
+	hdrLen := partHeader
+	switch v := binary.LittleEndian.Uint32(body[8:]); v {
+	case 1:
+		hdrLen = 40
+	case partVersion:
+	default:
+		return nil, fmt.Errorf("part format version %d, this build reads 1 and %d: %w", v, partVersion, ErrCorrupt)
+	}
+	if len(body) < hdrLen {
+		return nil, fmt.Errorf("header cut short: %w", ErrCorrupt)
 	}
 	ncols := int(binary.LittleEndian.Uint32(body[12:]))
 	n := int(binary.LittleEndian.Uint64(body[16:]))
 	nh := int(binary.LittleEndian.Uint64(body[24:]))
 	nb := int(binary.LittleEndian.Uint64(body[32:]))
-	if ncols > len(body) || n > len(body) || nh > n || nb > n+1 {
+	nd := -1 // no presence by day
+	if hdrLen == partHeader {
+		nd = int(binary.LittleEndian.Uint64(body[40:]))
+	}
+	if ncols > len(body)-hdrLen || n > len(body) || nh > n || nb > n+1 || nd > n {
 		return nil, fmt.Errorf("header out of range: %w", ErrCorrupt)
 	}
-	widths := body[partHeader : partHeader+ncols]
-	pos := partHeader + ncols
+	widths := body[hdrLen : hdrLen+ncols]
+	pos := hdrLen + ncols
 	var bad bool
 	take := func(bytes int) int {
 		pos = (pos + 7) &^ 7
@@ -214,6 +252,30 @@ func parsePart(b []byte) (*part, error) {
 			return nil, fmt.Errorf("column %d of width %d: %w", k, w, ErrCorrupt)
 		}
 		cols[k] = colAt{take(int(w) * n), int(w)}
+	}
+	if nd >= 0 {
+		offDays, offOff := take(4*nd), take(8*(nd+1))
+		if bad {
+			return nil, fmt.Errorf("sections do not fit the file: %w", ErrCorrupt)
+		}
+		d := &partDays{days: sliceOf[int32](body, offDays, nd), off: sliceOf[uint64](body, offOff, nd+1)}
+		if d.off[nd] > uint64(len(body)) {
+			return nil, fmt.Errorf("presence by day out of range: %w", ErrCorrupt)
+		}
+		at := take(int(d.off[nd]))
+		if bad {
+			return nil, fmt.Errorf("sections do not fit the file: %w", ErrCorrupt)
+		}
+		d.raw = body[at : at+int(d.off[nd])]
+		for i := range nd {
+			if d.off[i] > d.off[i+1] || d.off[i]%8 != 0 {
+				return nil, fmt.Errorf("presence by day: offset %d out of order: %w", i, ErrCorrupt)
+			}
+			if _, err := roaring.New().FromBuffer(d.raw[d.off[i]:d.off[i+1]]); err != nil {
+				return nil, fmt.Errorf("presence by day: bitmap %d: %v: %w", i, err, ErrCorrupt)
+			}
+		}
+		p.days = d
 	}
 	if bad || pos != len(body) {
 		return nil, fmt.Errorf("sections do not fit the file: %w", ErrCorrupt)
