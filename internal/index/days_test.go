@@ -11,7 +11,6 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cohortdb/cohort/internal/condition"
 	"github.com/cohortdb/cohort/internal/store"
@@ -29,11 +28,7 @@ func TestPresenceByDayEqualsWalk(t *testing.T) {
 }
 
 func testPresence(t *testing.T, seed uint64) {
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := memDB(t)
 	const ws = 2
 	ctx := context.Background()
 	x, err := Open(ctx, db, ws, LoadOptions{Dir: t.TempDir(), SealEvents: 13})
@@ -57,14 +52,7 @@ func testPresence(t *testing.T, seed uint64) {
 					c.Events[i].Timestamp = c.Events[i].Timestamp.Add(-time.Duration(g.r.IntN(20)) * 24 * time.Hour)
 				}
 			}
-			for _, e := range c.Events {
-				js, _ := json.Marshal(e.Properties)
-				b.Set(store.EventKey(ws, store.Day(e.Timestamp), e.Num, e.Timestamp, e.Seq), store.EncodeEvent(e.Name, "", js), nil)
-			}
-			x.Apply(c)
-			if err := x.Journal(b, c); err != nil {
-				t.Fatal(err)
-			}
+			applyStored(t, b, x, ws, c)
 		}
 		b.Set(store.CountersKey(ws), store.EncodeCounters(store.Counters{EventSeq: g.seq}), nil)
 		if err := b.Commit(pebble.NoSync); err != nil {

@@ -157,12 +157,31 @@ func TestReopenEqualsLive(t *testing.T) {
 	}
 }
 
-func testReopen(t *testing.T, seed uint64) {
+// memDB is a store in memory, closed when the test ends.
+func memDB(t *testing.T) *pebble.DB {
 	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// applyStored stores c's events in b, as ingestion does in a commit, and
+// applies and journals c.
+func applyStored(t *testing.T, b *pebble.Batch, x *Index, ws uint32, c *ingest.Changes) {
+	for _, e := range c.Events {
+		js, _ := json.Marshal(e.Properties)
+		b.Set(store.EventKey(ws, store.Day(e.Timestamp), e.Num, e.Timestamp, e.Seq), store.EncodeEvent(e.Name, "", js), nil)
+	}
+	x.Apply(c)
+	if err := x.Journal(b, c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testReopen(t *testing.T, seed uint64) {
+	db := memDB(t)
 	const ws = 3
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -194,15 +213,7 @@ func testReopen(t *testing.T, seed uint64) {
 				t.Fatal(err)
 			}
 		} else {
-			c := g.commit()
-			for _, e := range c.Events { // stored in the commit, as ingestion does
-				js, _ := json.Marshal(e.Properties)
-				b.Set(store.EventKey(ws, store.Day(e.Timestamp), e.Num, e.Timestamp, e.Seq), store.EncodeEvent(e.Name, "", js), nil)
-			}
-			x.Apply(c)
-			if err := x.Journal(b, c); err != nil {
-				t.Fatal(err)
-			}
+			applyStored(t, b, x, ws, g.commit())
 		}
 		b.Set(store.CountersKey(ws), store.EncodeCounters(store.Counters{EventSeq: g.seq}), nil)
 		if err := b.Commit(pebble.NoSync); err != nil {
