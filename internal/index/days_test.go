@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,10 +18,11 @@ import (
 )
 
 // TestPresenceByDayEqualsWalk: leaves answered from the parts' presence
-// by day (in memory and read from their files, across seals, retention
-// cuts, merges and deletions, late events) give the profiles that walking
-// each profile's events gives, for windows that start and end on
-// midnight, a nanosecond either side of it, or anywhere.
+// by day and by value (in memory and read from their files, across
+// seals, retention cuts, merges and deletions, late events) give the
+// profiles that walking each profile's events gives, for windows that
+// start and end on midnight, a nanosecond either side of it, or
+// anywhere, with and without a where-predicate.
 func TestPresenceByDayEqualsWalk(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { testPresence(t, seed) })
@@ -38,7 +40,7 @@ func testPresence(t *testing.T, seed uint64) {
 	defer func() { x.Close() }()
 	g := &changeGen{r: rand.New(rand.NewPCG(seed, 9)), traits: map[uint32]map[string]any{}, now: time.Date(2026, 5, 1, 7, 0, 0, 0, time.UTC)}
 	retain := g.now.Add(-40 * 24 * time.Hour)
-	checked, fromDays := 0, 0
+	checked, fromDays, fromValues := 0, 0, 0
 	for step := range 400 {
 		b := db.NewBatch()
 		if g.r.IntN(40) == 0 {
@@ -47,6 +49,13 @@ func testPresence(t *testing.T, seed uint64) {
 			x.JournalRetain(b, retain)
 		} else {
 			c := g.commit()
+			if step >= 150 && step < 250 { // a property only some parts have
+				for i := range c.Events {
+					if g.r.IntN(2) == 0 {
+						c.Events[i].Properties["campaign"] = []string{"spring", "summer"}[g.r.IntN(2)]
+					}
+				}
+			}
 			if g.r.IntN(3) == 0 { // whole days of late events
 				for i := range c.Events {
 					c.Events[i].Timestamp = c.Events[i].Timestamp.Add(-time.Duration(g.r.IntN(20)) * 24 * time.Hour)
@@ -75,7 +84,7 @@ func testPresence(t *testing.T, seed uint64) {
 		for range 20 {
 			n, now := randomPresenceLeaf(g)
 			lo, hi := x.window(n, now)
-			want := presenceByWalk(x, n, lo, hi)
+			want := presenceByWalk(x, n, lo, hi, now)
 			yield := g.r.IntN(2) == 0
 			x.mu.RLock()
 			var got *roaring.Bitmap
@@ -91,13 +100,16 @@ func testPresence(t *testing.T, seed uint64) {
 					step, js, now.Format(time.RFC3339Nano), got.GetCardinality(), want.GetCardinality(), got.ToArray(), want.ToArray())
 			}
 			checked++
-			if usesDays(x, n.Name, lo, hi) {
+			if usesDays(x, n, lo, hi) {
 				fromDays++
+				if len(n.Where) > 0 {
+					fromValues++
+				}
 			}
 		}
 	}
-	if fromDays < checked/4 {
-		t.Fatalf("only %d of %d leaves read a whole day from a part: the test must cover more", fromDays, checked)
+	if fromDays < checked/4 || fromValues < checked/10 {
+		t.Fatalf("only %d of %d leaves read a whole day from a part, %d of a value: the test must cover more", fromDays, checked, fromValues)
 	}
 }
 
@@ -109,6 +121,24 @@ func randomPresenceLeaf(g *changeGen) (*condition.Node, time.Time) {
 		{Op: condition.OpGt, Lo: 0}, {Op: condition.OpNeq, Lo: 0}, {Op: condition.OpLte, Lo: 0}, {Op: condition.OpBetween, Lo: 1, Hi: math.MaxInt64},
 		{Op: condition.OpGte, Lo: 0}, {Op: condition.OpLt, Lo: 0}}
 	n.Count = counts[g.r.IntN(len(counts))]
+	// Half the leaves have one where-predicate: on a property of three
+	// values (presence by value), of a hundred (too many: events are
+	// read), of unique values, or that no event has.
+	if g.r.IntN(2) == 0 {
+		where := []string{
+			`{"property":"category","op":"eq","value":"b"}`, `{"property":"category","op":"neq","value":"a"}`,
+			`{"property":"category","op":"in","value":["a","c"]}`, `{"property":"category","op":"not_exists"}`,
+			`{"property":"cart.items","op":"gte","value":2}`, `{"property":"cart.items","op":"not_exists"}`,
+			`{"property":"price","op":"lt","value":30}`, `{"property":"order","op":"exists"}`,
+			`{"property":"nope","op":"not_exists"}`, `{"property":"nope","op":"eq","value":1}`,
+			`{"property":"campaign","op":"eq","value":"spring"}`, `{"property":"campaign","op":"not_exists"}`,
+		}[g.r.IntN(12)]
+		p, err := condition.Parse([]byte(`{"event":"view","where":[` + where + `]}`))
+		if err != nil {
+			panic(err)
+		}
+		n.Where = p.Where
+	}
 	midnight := func(t time.Time) time.Time {
 		m := t.Truncate(24 * time.Hour)
 		return m.Add([]time.Duration{0, 0, time.Nanosecond, -time.Nanosecond, time.Duration(g.r.Int64N(int64(24 * time.Hour)))}[g.r.IntN(5)])
@@ -130,13 +160,20 @@ func randomPresenceLeaf(g *changeGen) (*condition.Node, time.Time) {
 
 // presenceByWalk is the live roots with an event named n.Name in [lo, hi],
 // by walking each one's events.
-func presenceByWalk(x *Index, n *condition.Node, lo, hi int64) *roaring.Bitmap {
+func presenceByWalk(x *Index, n *condition.Node, lo, hi int64, now time.Time) *roaring.Bitmap {
 	has := roaring.New()
 	for _, root := range x.all.ToArray() {
 		x.EachEventSince(root, n.Name, time.Unix(0, lo), func(e Event) {
-			if t := e.Time().UnixNano(); t >= lo && t <= hi {
-				has.Add(root)
+			if t := e.Time().UnixNano(); t < lo || t > hi {
+				return
 			}
+			for _, w := range n.Where {
+				v, ok := e.Prop(w.Property)
+				if !w.Match(v, ok, now) {
+					return
+				}
+			}
+			has.Add(root)
 		})
 	}
 	cnt, _ := n.EffectiveCount()
@@ -153,45 +190,30 @@ func presenceByWalk(x *Index, n *condition.Node, lo, hi int64) *roaring.Bitmap {
 	return out
 }
 
-// usesDays reports whether some part's whole day lies inside [lo, hi].
-func usesDays(x *Index, name string, lo, hi int64) bool {
-	c := x.events[name]
+// usesDays reports whether some part's whole day lies inside [lo, hi],
+// with presence by value for n's where-predicate if it has one.
+func usesDays(x *Index, n *condition.Node, lo, hi int64) bool {
+	c := x.events[n.Name]
 	if c == nil {
 		return false
 	}
+	k := -1
+	if len(n.Where) > 0 {
+		pc := c.props[n.Where[0].Property]
+		if pc == nil {
+			return false
+		}
+		k = pc.k
+	}
 	for _, p := range c.parts {
-		if p.days == nil {
+		if p.days == nil || k >= 0 && !slices.Contains(p.days.cols, k) {
 			continue
 		}
-		for _, d := range p.days.days {
-			if dayStart(int64(d)) >= lo && dayEnd(int64(d)) <= hi {
+		for _, key := range p.days.keys {
+			if d := keyDay(key); dayStart(d) >= lo && dayEnd(d) <= hi {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// TestDayBounds: days of negative times, and the first and last days an
-// int64 holds, whose bounds saturate.
-func TestDayBounds(t *testing.T) {
-	for _, c := range []struct {
-		t          int64
-		day        int64
-		start, end int64
-	}{
-		{0, 0, 0, dayNs - 1},
-		{dayNs - 1, 0, 0, dayNs - 1},
-		{dayNs, 1, dayNs, 2*dayNs - 1},
-		{-1, -1, -dayNs, -1},
-		{-dayNs, -1, -dayNs, -1},
-		{-dayNs - 1, -2, -2 * dayNs, -dayNs - 1},
-		{math.MaxInt64, maxDay, maxDay * dayNs, math.MaxInt64},
-		{math.MinInt64, minDay, math.MinInt64, (minDay+1)*dayNs - 1},
-	} {
-		d := dayOf(c.t)
-		if d != c.day || dayStart(d) != c.start || dayEnd(d) != c.end {
-			t.Errorf("time %d: day %d [%d, %d], want %d [%d, %d]", c.t, d, dayStart(d), dayEnd(d), c.day, c.start, c.end)
-		}
-	}
 }

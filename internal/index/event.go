@@ -303,6 +303,24 @@ func (x *Index) presence(col *eventCol, n *condition.Node, now time.Time, has, y
 		}
 		return roaring.New()
 	}
+	var f *dayFilter
+	if len(n.Where) == 1 {
+		w := &n.Where[0]
+		pc := col.props[w.Property]
+		switch {
+		case pc != nil:
+			f = &dayFilter{k: pc.k, ok: make([]bool, len(pc.dict))}
+			f.ok[0] = w.Match(nil, false, now)
+			for id := 1; id < len(pc.dict); id++ {
+				f.ok[id] = w.Match(pc.dict[id], true, now)
+			}
+		case !w.Match(nil, false, now): // no event has the path: none qualifies
+			if has {
+				return roaring.New()
+			}
+			return x.all.Clone()
+		}
+	}
 	lo, hi := x.window(n, now)
 	runs, days, size := col.snapshot(), col.daysOf(), int(x.maxNum)
 	if yield {
@@ -312,7 +330,7 @@ func (x *Index) presence(col *eventCol, n *condition.Node, now time.Time, has, y
 	}
 	s := getScratch()
 	defer putScratch(s)
-	list, bms := present(runs, days, lo, hi, s.list[:0], nil)
+	list, bms := present(runs, days, f, lo, hi, s.list[:0], nil)
 	s.list = list
 	raw := roaring.FastOr(append(bms, s.bitmapOf(list, size))...)
 	raw.CloneCopyOnWriteContainers() // nothing of a part's mapping stays

@@ -78,7 +78,7 @@ func newPart(r run, heads map[uint32]int32) *part {
 	}
 	p.bounds()
 	p.first = p.firstPos
-	p.days = makeDays(r.prof, r.ts)
+	p.days = makeDays(&p.run)
 	return p
 }
 

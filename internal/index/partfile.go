@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"unsafe"
 
@@ -88,9 +89,9 @@ func writePart(dir, name string, p *part) error {
 	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(p.blocks)))
 	days := p.days
 	if days == nil {
-		days = makeDays(p.prof, p.ts)
+		days = makeDays(&p.run)
 	}
-	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(days.days)))
+	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(days.keys)))
 	for _, ids := range p.ids {
 		if ids == nil {
 			hdr = append(hdr, 0)
@@ -125,11 +126,11 @@ func writePart(dir, name string, p *part) error {
 			section(bytesOf(ids.w[:ids.n]))
 		}
 	}
-	// Presence by day: the days, the offsets of their bitmaps (each
-	// starting at a multiple of 8), the bitmaps.
-	off := make([]uint64, 0, len(days.days)+1)
+	// Presence by day: the bitmaps' keys, their offsets (each starting
+	// at a multiple of 8), the bitmaps.
+	off := make([]uint64, 0, len(days.keys)+1)
 	var raw []byte
-	for i := range days.days {
+	for i := range days.keys {
 		off = append(off, uint64(len(raw)))
 		b, err := days.bitmap(i).ToBytes()
 		if err != nil {
@@ -141,7 +142,7 @@ func writePart(dir, name string, p *part) error {
 		}
 	}
 	off = append(off, uint64(len(raw)))
-	section(bytesOf(days.days))
+	section(bytesOf(days.keys))
 	section(bytesOf(off))
 	section(raw)
 	if err := bw.Flush(); err != nil {
@@ -224,7 +225,7 @@ func parsePart(b []byte) (*part, error) {
 	if hdrLen == partHeader {
 		nd = int(binary.LittleEndian.Uint64(body[40:]))
 	}
-	if ncols > len(body)-hdrLen || n > len(body) || nh > n || nb > n+1 || nd > n {
+	if ncols > len(body)-hdrLen || n > len(body) || nh > n || nb > n+1 || nd > n*(1+maxDayCols*maxDayValues) {
 		return nil, fmt.Errorf("header out of range: %w", ErrCorrupt)
 	}
 	widths := body[hdrLen : hdrLen+ncols]
@@ -254,11 +255,15 @@ func parsePart(b []byte) (*part, error) {
 		cols[k] = colAt{take(int(w) * n), int(w)}
 	}
 	if nd >= 0 {
-		offDays, offOff := take(4*nd), take(8*(nd+1))
+		offKeys, offOff := take(8*nd), take(8*(nd+1))
 		if bad {
 			return nil, fmt.Errorf("sections do not fit the file: %w", ErrCorrupt)
 		}
-		d := &partDays{days: sliceOf[int32](body, offDays, nd), off: sliceOf[uint64](body, offOff, nd+1)}
+		d := &partDays{keys: sliceOf[uint64](body, offKeys, nd), off: sliceOf[uint64](body, offOff, nd+1)}
+		if !slices.IsSorted(d.keys) {
+			return nil, fmt.Errorf("presence by day: keys out of order: %w", ErrCorrupt)
+		}
+		d.cols = colsOf(d.keys)
 		if d.off[nd] > uint64(len(body)) {
 			return nil, fmt.Errorf("presence by day out of range: %w", ErrCorrupt)
 		}
