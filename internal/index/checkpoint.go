@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -233,15 +235,14 @@ func (x *Index) openParts(ctx context.Context, names map[string][]string, progre
 	return first
 }
 
-// CheckpointDue reports whether the writer should checkpoint now: the
-// heads hold at least events events, or every is past since the last
-// checkpoint and anything changed. A checkpoint holds the applier for as
-// long as it takes (the checkpoint file is rewritten whole), so the next
-// one waits at least 20 times the last one's duration when that was over
-// 100 ms: checkpoints take at most a twentieth of the applier's time, and
-// a start replays more.
+// CheckpointDue reports whether the writer should checkpoint now: none
+// is being written, and the heads hold at least events events, or every
+// is past since the last checkpoint and anything changed. A checkpoint
+// holds the applier for its seal, copy and installation, so the next one
+// waits at least 20 times that when it was over 100 ms: checkpoints take
+// at most a twentieth of the applier's time, and a start replays more.
 func (x *Index) CheckpointDue(events int, every time.Duration, now time.Time) bool {
-	if x.dir == "" {
+	if x.dir == "" || x.pending != nil {
 		return false
 	}
 	changed := x.jseq != x.ckptSeq
@@ -256,12 +257,29 @@ func (x *Index) CheckpointDue(events int, every time.Duration, now time.Time) bo
 
 // Checkpoint seals every head into a part, writes the new parts and a
 // checkpoint file naming all of them, points CURRENT at it, then deletes
-// the journal entries it covers and the files it no longer names. sync
-// must make every commit so far durable (the index holds their changes).
-// The caller is the index's writer, between commits: the index then holds
-// exactly what the store has committed.
+// the files it no longer names (and, the first time, the journal it
+// covers). sync must make every commit so far durable (the index holds
+// their changes). The caller is the index's writer, between commits: the
+// index then holds exactly what the store has committed. It waits for
+// the writing that StartCheckpoint leaves to the background.
 func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
-	if x.dir == "" {
+	if err := x.StartCheckpoint(db, sync); err != nil {
+		return err
+	}
+	x.waitCheckpoint()
+	_, err := x.FinishCheckpoint(db)
+	return err
+}
+
+// StartCheckpoint is Checkpoint without waiting: the first checkpoint is
+// written there and then (the profiles' side with it); later ones seal
+// the heads, copy what the event columns' file holds, and leave the
+// writing of the new parts and of that file to a goroutine.
+// FinishCheckpoint, called by the writer between commits, installs it
+// once written. The applier is held for the seal and the copy, not for
+// the writing.
+func (x *Index) StartCheckpoint(db *pebble.DB, sync func() error) error {
+	if x.dir == "" || x.pending != nil {
 		return nil
 	}
 	if x.closed {
@@ -281,66 +299,165 @@ func (x *Index) Checkpoint(db *pebble.DB, sync func() error) error {
 	for _, col := range x.events {
 		x.sealHead(col)
 	}
-	for _, col := range x.events {
-		for i, p := range col.parts {
-			if p.file != nil {
-				continue
+	ck := &pending{seq: x.jseq, storeSeq: c.EventSeq, start: start, names: map[*part]string{}, done: make(chan error, 1)}
+	for _, name := range slices.Sorted(maps.Keys(x.events)) {
+		for _, p := range x.events[name].parts {
+			if p.file == nil {
+				ck.names[p] = fmt.Sprintf("p-%016x.col", x.nextPart)
+				x.nextPart++
+				ck.parts = append(ck.parts, p)
 			}
-			name := fmt.Sprintf("p-%016x.col", x.nextPart)
-			x.nextPart++
-			if err := x.crash("part"); err != nil {
-				return err
-			}
-			if err := writePart(x.dir, name, p); err != nil {
-				return err
-			}
-			mp, err := openPart(x.dir, name)
-			if err != nil {
-				return err
-			}
-			x.mu.Lock()
-			col.parts[i] = mp // the in-memory arrays go to the collector
-			x.mu.Unlock()
 		}
 	}
 	// The first checkpoint writes both sections; later ones the event
 	// columns only, the profiles' side staying in the base file and the
 	// journal since it (a merge in the background makes a newer base).
 	full := x.baseFile == ""
-	sections, name := byte(secEvents), fmt.Sprintf("evts-%016x.idx", x.jseq)
+	ck.name = fmt.Sprintf("evts-%016x.idx", x.jseq)
 	if full {
-		sections, name = secAll, fmt.Sprintf("ckpt-%016x.idx", x.jseq)
+		ck.name = fmt.Sprintf("ckpt-%016x.idx", x.jseq)
 	}
-	if err := x.crash("checkpoint file"); err != nil {
+	cols, err := x.snapEvents(ck.names)
+	if err != nil {
 		return err
 	}
-	if err := writeFileSynced(filepath.Join(x.dir, name), func(f *os.File) error { return x.writeMeta(f, sections, x.jseq, c.EventSeq) }); err != nil {
+	for _, c := range cols {
+		ck.files = append(ck.files, c.parts...)
+	}
+	h := x.header(x.jseq, c.EventSeq)
+	var profiles func(*metaWriter)
+	if full {
+		profiles = x.writeProfiles
+	}
+	x.pending, x.headEvents = ck, 0
+	dir, crashAt := x.dir, x.crashAt // the goroutine reads copies
+	write := func() error { return ck.write(dir, crashAt, h, profiles, cols) }
+	if full {
+		ck.done <- write() // it reads the live profiles: here and now
+	} else {
+		go func() { ck.done <- write() }()
+	}
+	ck.held = time.Since(start)
+	return nil
+}
+
+// pending is a checkpoint being written.
+type pending struct {
+	seq, storeSeq uint64
+	name          string           // its checkpoint file
+	parts         []*part          // the parts it writes
+	names         map[*part]string // their files
+	files         []string         // every part file it names
+	start         time.Time
+	held          time.Duration // the writer's time in StartCheckpoint
+	done          chan error    // receives the outcome of the writing, once
+}
+
+// write writes the new parts and the checkpoint file (not CURRENT). It
+// reads only the sealed parts and the copies made for it.
+func (ck *pending) write(dir string, crashAt func(string) bool, h metaHeader, profiles func(*metaWriter), cols []colSnap) error {
+	crash := func(stage string) error {
+		if crashAt != nil && crashAt(stage) {
+			return fmt.Errorf("crash before %s: %w", stage, errCrashed)
+		}
+		return nil
+	}
+	for _, p := range ck.parts {
+		if err := crash("part"); err != nil {
+			return err
+		}
+		if err := writePart(dir, ck.names[p], p); err != nil {
+			return err
+		}
+	}
+	if err := crash("checkpoint file"); err != nil {
+		return err
+	}
+	err := writeFileSynced(filepath.Join(dir, ck.name), func(f *os.File) error {
+		return writeMetaFile(f, h, profiles, cols, true)
+	})
+	if err != nil {
 		return fmt.Errorf("write index checkpoint: %w", err)
 	}
-	base := name
+	return nil
+}
+
+// FinishCheckpoint installs a checkpoint whose files are written: the
+// parts are mapped and swapped in for their arrays in memory (unless
+// retention replaced them meanwhile), CURRENT names the new file, and
+// files no longer named are deleted. It returns the writer's time spent
+// on the checkpoint (0: none finished). It does not wait. A checkpoint
+// that failed is reported and dropped: its parts stay in memory, the
+// journal keeps everything, the next one writes them again.
+func (x *Index) FinishCheckpoint(db *pebble.DB) (time.Duration, error) {
+	ck := x.pending
+	if ck == nil {
+		return 0, nil
+	}
+	var err error
+	select {
+	case err = <-ck.done:
+	default:
+		return 0, nil
+	}
+	start := time.Now()
+	x.pending = nil
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range ck.parts {
+		mp, err := openPart(x.dir, ck.names[p])
+		if err != nil {
+			return 0, err
+		}
+		if !x.swapPart(p, mp) {
+			mp.file.close() // retention dropped or copied it meanwhile
+		}
+	}
+	full := x.baseFile == ""
+	base := ck.name
 	if !full {
 		base = x.baseFile
 	}
-	if err := x.writeCurrent(base, name); err != nil {
-		return err
+	if err := x.writeCurrent(base, ck.name); err != nil {
+		return 0, err
 	}
 	if err := x.crash("CURRENT"); err != nil {
-		return err
+		return 0, err
 	}
-	x.ckptSeq, x.ckptFile, x.headEvents, x.lastCkpt = x.jseq, name, 0, time.Now()
-	x.ckptParts = x.partFiles()
-	x.ckptTook = x.lastCkpt.Sub(start)
-	x.lastEventSeq = c.EventSeq
+	x.ckptSeq, x.ckptFile, x.ckptParts, x.lastCkpt = ck.seq, ck.name, ck.files, time.Now()
+	x.ckptTook = ck.held + x.lastCkpt.Sub(start)
+	x.lastEventSeq = max(x.lastEventSeq, ck.storeSeq)
 	if full {
-		if err := x.newBase(db, name, x.jseq); err != nil {
-			return err
+		if err := x.newBase(db, ck.name, ck.seq); err != nil {
+			return 0, err
 		}
 	} else if err := x.removeUnnamed(); err != nil {
-		return err
+		return 0, err
 	}
 	x.sinceBase++
 	x.maybeMerge(db)
-	return nil
+	return x.ckptTook, nil
+}
+
+// swapPart replaces part p by mp wherever a column holds it.
+func (x *Index) swapPart(p, mp *part) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, c := range x.events {
+		if i := slices.Index(c.parts, p); i >= 0 {
+			c.parts[i] = mp // the in-memory arrays go to the collector
+			return true
+		}
+	}
+	return false
+}
+
+// waitCheckpoint waits for a checkpoint being written.
+func (x *Index) waitCheckpoint() {
+	if ck := x.pending; ck != nil {
+		ck.done <- <-ck.done
+	}
 }
 
 // writeCurrent points CURRENT at the files of the profiles' side and the
@@ -381,6 +498,12 @@ func (x *Index) removeUnnamed() error {
 	keep := map[string]bool{x.baseFile: true, x.ckptFile: true, currentFile: true}
 	if x.merge != nil {
 		keep[x.merge.name], keep[x.merge.name+".tmp"] = true, true
+	}
+	if ck := x.pending; ck != nil {
+		keep[ck.name], keep[ck.name+".tmp"] = true, true
+		for _, f := range ck.names {
+			keep[f], keep[f+".tmp"] = true, true
+		}
 	}
 	for _, p := range x.ckptParts {
 		keep[p] = true
@@ -446,6 +569,7 @@ func syncDir(dir string) error {
 // Close stops a merge under way and unmaps the part files. The index
 // must not be used after.
 func (x *Index) Close() error {
+	x.waitCheckpoint()
 	x.stopMerge()
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -61,6 +61,7 @@ type Index struct {
 	ckptParts  []string // the part files ckptFile names
 	sinceBase  int      // checkpoints since the base was written
 	merge      *merge   // a newer base being written in the background (merge.go)
+	pending    *pending // a checkpoint being written in the background
 	mergeEvery int      // merge after this many checkpoints since the base (0: the default)
 	mergeTook  time.Duration
 	lastMerge  time.Time

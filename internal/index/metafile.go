@@ -146,27 +146,63 @@ func (m *metaWriter) finish() error {
 	return m.w.Flush()
 }
 
+// metaHeader is the fixed fields of a checkpoint file.
+type metaHeader struct {
+	ws                      uint32
+	seq, storeSeq, nextPart uint64
+	retainFrom              int64
+	maxNum                  uint32
+}
+
+// header is x's header as of journal entry seq.
+func (x *Index) header(seq, storeSeq uint64) metaHeader {
+	return metaHeader{ws: x.ws, seq: seq, storeSeq: storeSeq, nextPart: x.nextPart, retainFrom: x.retainFrom, maxNum: x.maxNum}
+}
+
 // writeMeta encodes the sections of x (all but part arrays), as of
-// journal entry seq. The caller is the index's writer and has sealed
-// every head (they are empty), or owns x alone (a base being merged).
+// journal entry seq. The caller is the index's writer and has sealed and
+// written every head (they are empty), or owns x alone (a base being
+// merged).
 func (x *Index) writeMeta(w io.Writer, sections byte, seq, storeSeq uint64) error {
+	var cols []colSnap
+	if sections&secEvents != 0 {
+		var err error
+		if cols, err = x.snapEvents(nil); err != nil {
+			return err
+		}
+	}
+	var profiles func(*metaWriter)
+	if sections&secProfiles != 0 {
+		profiles = x.writeProfiles
+	}
+	return writeMetaFile(w, x.header(seq, storeSeq), profiles, cols, sections&secEvents != 0)
+}
+
+// writeMetaFile encodes a checkpoint file: the header, the profiles'
+// side when profiles is set, the event columns when events is.
+func writeMetaFile(w io.Writer, h metaHeader, profiles func(*metaWriter), cols []colSnap, events bool) error {
+	sections := byte(0)
+	if profiles != nil {
+		sections |= secProfiles
+	}
+	if events {
+		sections |= secEvents
+	}
 	m := newMetaWriter(w)
 	m.raw([]byte(metaMagic))
 	m.u64(metaVersion)
 	m.tag(sections)
-	m.u64(uint64(x.ws))
-	m.u64(seq)
-	m.u64(storeSeq)
-	m.u64(x.nextPart)
-	m.u64(uint64(x.retainFrom))
-	m.u64(uint64(x.maxNum))
-	if sections&secProfiles != 0 {
-		x.writeProfiles(m)
+	m.u64(uint64(h.ws))
+	m.u64(h.seq)
+	m.u64(h.storeSeq)
+	m.u64(h.nextPart)
+	m.u64(uint64(h.retainFrom))
+	m.u64(uint64(h.maxNum))
+	if profiles != nil {
+		profiles(m)
 	}
-	if sections&secEvents != 0 {
-		if err := x.writeEvents(m); err != nil {
-			return err
-		}
+	if events {
+		writeEvents(m, cols)
 	}
 	return m.finish()
 }
@@ -200,38 +236,73 @@ func (x *Index) writeProfiles(m *metaWriter) {
 	}
 }
 
-func (x *Index) writeEvents(m *metaWriter) error {
-	m.uvarint(uint64(len(x.events)))
+// colSnap is what a checkpoint file holds of an event column, copied
+// (or captured: dictionaries are only appended to) so that it can be
+// written while the writer goes on.
+type colSnap struct {
+	name       string
+	hasDeleted bool
+	paths      []string
+	dicts      [][]any
+	counts     [][]uint32
+	parts      []string
+}
+
+// snapEvents copies the event columns for a checkpoint file. Every part
+// must have a file, or a name in named (a part being written).
+func (x *Index) snapEvents(named map[*part]string) ([]colSnap, error) {
+	var out []colSnap
 	for _, name := range slices.Sorted(maps.Keys(x.events)) {
 		c := x.events[name]
 		if len(c.prof) != 0 {
-			return fmt.Errorf("checkpoint of %q with %d events in its head", name, len(c.prof))
+			return nil, fmt.Errorf("checkpoint of %q with %d events in its head", name, len(c.prof))
 		}
-		m.str(name)
+		s := colSnap{name: name, hasDeleted: c.hasDeleted, paths: make([]string, len(c.order))}
+		for p, col := range c.props {
+			s.paths[col.k] = p
+		}
+		for _, col := range c.order {
+			s.dicts = append(s.dicts, col.dict[:len(col.dict):len(col.dict)])
+			s.counts = append(s.counts, slices.Clone(col.counts))
+		}
+		for _, p := range c.parts {
+			switch {
+			case p.file != nil:
+				s.parts = append(s.parts, p.file.name)
+			case named[p] != "":
+				s.parts = append(s.parts, named[p])
+			default:
+				return nil, fmt.Errorf("checkpoint of %q with a part not written", name)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func writeEvents(m *metaWriter, cols []colSnap) {
+	m.uvarint(uint64(len(cols)))
+	for _, c := range cols {
+		m.str(c.name)
 		hd := uint64(0)
 		if c.hasDeleted {
 			hd = 1
 		}
 		m.uvarint(hd)
-		paths := make([]string, len(c.order))
-		for p, col := range c.props {
-			paths[col.k] = p
-		}
-		m.uvarint(uint64(len(c.order)))
-		for k, col := range c.order {
-			m.str(paths[k])
-			m.uvarint(uint64(len(col.dict)))
-			for _, v := range col.dict[1:] {
+		m.uvarint(uint64(len(c.paths)))
+		for k, path := range c.paths {
+			m.str(path)
+			m.uvarint(uint64(len(c.dicts[k])))
+			for _, v := range c.dicts[k][1:] {
 				m.value(v)
 			}
-			m.bytes(bytesOf(col.counts))
+			m.bytes(bytesOf(c.counts[k]))
 		}
 		m.uvarint(uint64(len(c.parts)))
 		for _, p := range c.parts {
-			m.str(p.file.name)
+			m.str(p)
 		}
 	}
-	return m.err
 }
 
 // binReader decodes checkpoint files and journal entries, remembering

@@ -78,8 +78,7 @@ func newPart(r run, heads map[uint32]int32) *part {
 	}
 	p.bounds()
 	p.first = p.firstPos
-	p.days = makeDays(&p.run)
-	return p
+	return p // presence by day is made when the part is written
 }
 
 func (p *part) bounds() {

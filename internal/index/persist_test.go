@@ -203,6 +203,7 @@ func testReopen(t *testing.T, seed uint64) {
 	sync := func() error { return nil } // the in-memory store loses nothing here
 	retain := g.now.Add(-40 * 24 * time.Hour)
 	reopened, crashed, merges := 0, 0, 0
+	finishDie := ""         // where the checkpoint in the background dies when installed
 	firstPart := x.nextPart // part files are named in sequence
 	for step := range 300 {
 		b := db.NewBatch()
@@ -219,19 +220,38 @@ func testReopen(t *testing.T, seed uint64) {
 		if err := b.Commit(pebble.NoSync); err != nil {
 			t.Fatal(err)
 		}
-		// As the applier does after every commit: a merge that has
-		// finished is installed.
-		if took, err := x.FinishMerge(db); err != nil && !errors.Is(err, errCrashed) {
-			t.Fatal(err)
-		} else if took > 0 {
+		// As the applier does after every commit: a checkpoint written
+		// in the background, and a merge, that have finished are
+		// installed.
+		if g.r.IntN(3) == 0 { // or, a third of the time, when they are done
+			x.waitCheckpoint()
+		}
+		die := finishDie // (a merge started here keeps the hook: no variable it reads may change)
+		x.crashAt = func(stage string) bool { return stage == die }
+		_, cerr := x.FinishCheckpoint(db)
+		x.crashAt = nil
+		if x.pending == nil {
+			finishDie = ""
+		}
+		if g.r.IntN(3) == 0 {
+			x.WaitMerge()
+		}
+		took, merr := x.FinishMerge(db)
+		if took > 0 {
 			merges++
-		} else if err != nil {
+		}
+		for _, err := range []error{cerr, merr} {
+			if err != nil && !errors.Is(err, errCrashed) {
+				t.Fatal(err)
+			}
+		}
+		if cerr != nil || merr != nil {
 			y, err := Open(ctx, db, ws, opts)
 			if err != nil {
-				t.Fatalf("step %d: open after a crashed merge: %v", step, err)
+				t.Fatalf("step %d: open after a crashed checkpoint or merge: %v", step, err)
 			}
 			if a, b := x.dump(), y.dump(); a != b {
-				t.Fatalf("step %d: after a crashed merge, the reopened index differs:\n%s", step, firstDiff(a, b))
+				t.Fatalf("step %d: after a crashed checkpoint or merge, the reopened index differs:\n%s", step, firstDiff(a, b))
 			}
 			x.Close()
 			x = y
@@ -249,7 +269,15 @@ func testReopen(t *testing.T, seed uint64) {
 				die = stages[g.r.IntN(len(stages))]
 			}
 			x.crashAt = func(stage string) bool { return stage == die }
-			err := x.Checkpoint(db, sync)
+			// Half the checkpoints are left to finish in the background
+			// while the next commits (and retention cuts) go on.
+			var err error
+			if g.r.IntN(2) == 0 {
+				err = x.StartCheckpoint(db, sync)
+				finishDie = die // its last stages run when it is installed
+			} else {
+				err = x.Checkpoint(db, sync)
+			}
 			if err == nil && x.merge != nil && g.r.IntN(2) == 0 {
 				x.WaitMerge()
 				if _, err = x.FinishMerge(db); err == nil {
@@ -337,5 +365,76 @@ func TestCheckpointDue(t *testing.T) {
 		if got := x.CheckpointDue(1000, 10*time.Minute, t0.Add(c.elapsed)); got != c.want {
 			t.Errorf("%s: due %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// TestMergeInstalledDuringCheckpoint: a merge installed while a
+// checkpoint is being written (its parts on disk, its file not yet) must
+// not delete that checkpoint's files; the checkpoint then installs, and
+// a start opens exactly the live index from them.
+func TestMergeInstalledDuringCheckpoint(t *testing.T) {
+	db := memDB(t)
+	const ws = 4
+	ctx := context.Background()
+	var logged bytes.Buffer
+	opts := LoadOptions{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	x, err := Open(ctx, db, ws, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { x.Close() }()
+	g := &changeGen{r: rand.New(rand.NewPCG(7, 7)), traits: map[uint32]map[string]any{}, now: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
+	commit := func() {
+		b := db.NewBatch()
+		applyStored(t, b, x, ws, g.commit())
+		b.Set(store.CountersKey(ws), store.EncodeCounters(store.Counters{EventSeq: g.seq}), nil)
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync := func() error { return nil }
+	x.mergeEvery = 2
+	for x.merge == nil { // checkpoints until one starts a merge
+		for range 5 {
+			commit()
+		}
+		if err := x.Checkpoint(db, sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.WaitMerge()
+	for range 5 {
+		commit()
+	}
+	release := make(chan struct{})
+	x.crashAt = func(stage string) bool {
+		if stage == "checkpoint file" {
+			<-release // the parts are written, the checkpoint file not yet
+		}
+		return false
+	}
+	if err := x.StartCheckpoint(db, sync); err != nil {
+		t.Fatal(err)
+	}
+	if took, err := x.FinishMerge(db); err != nil || took == 0 {
+		t.Fatalf("merge: %v (took %s)", err, took)
+	}
+	close(release)
+	x.waitCheckpoint()
+	x.crashAt = nil
+	if _, err := x.FinishCheckpoint(db); err != nil {
+		t.Fatalf("the checkpoint written beside the merge: %v", err)
+	}
+	logged.Reset()
+	y, err := Open(ctx, db, ws, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if strings.Contains(logged.String(), "unusable") {
+		t.Fatalf("the checkpoint was unusable:\n%s", logged.String())
+	}
+	if a, b := x.dump(), y.dump(); a != b {
+		t.Fatalf("the reopened index differs:\n%s", firstDiff(a, b))
 	}
 }

@@ -90,11 +90,13 @@ func (m *Manager) setDurable(ws uint32, seq uint64) {
 	}
 }
 
-// checkpoint writes the checkpoint of every persisted index that is due
-// (index.Checkpoint). It runs on the applier goroutine, between commits:
-// each index then holds exactly what the store committed. A checkpoint
-// that fails is logged and tried again at the next commit; the journal
-// keeps everything since the last good one.
+// checkpoint starts the checkpoint of every persisted index that is due
+// (index.StartCheckpoint: the heads are sealed here, the files written in
+// the background) and installs those written and the merges finished. It
+// runs on the applier goroutine, between commits: each index then holds
+// exactly what the store committed. A checkpoint that fails is logged and
+// tried again at the next commit; the journal keeps everything since the
+// last good one.
 func (m *Manager) checkpoint() {
 	if m.opts.IndexDir == "" {
 		return
@@ -103,20 +105,22 @@ func (m *Manager) checkpoint() {
 	m.mu.RLock()
 	spaces := slices.Collect(maps.Values(m.spaces))
 	m.mu.RUnlock()
+	db := m.st.DB()
 	for _, sp := range spaces {
-		if took, err := sp.ix.FinishMerge(m.st.DB()); err != nil {
+		if took, err := sp.ix.FinishCheckpoint(db); err != nil {
+			m.log.Error("index checkpoint failed; the journal keeps the changes since the last one", "err", err)
+		} else if took > 0 {
+			m.m.checkpoint.Observe(took.Seconds())
+		}
+		if took, err := sp.ix.FinishMerge(db); err != nil {
 			m.log.Error("index base merge failed; the journal keeps the changes since the last base", "err", err)
 		} else if took > 0 {
 			m.m.merge.Observe(took.Seconds())
 		}
-		if !sp.ix.CheckpointDue(m.opts.CheckpointEvents, m.opts.CheckpointEvery, now) {
-			continue
+		if sp.ix.CheckpointDue(m.opts.CheckpointEvents, m.opts.CheckpointEvery, now) {
+			if err := sp.ix.StartCheckpoint(db, m.st.Sync); err != nil {
+				m.log.Error("index checkpoint failed; the journal keeps the changes since the last one", "err", err)
+			}
 		}
-		start := time.Now()
-		if err := sp.ix.Checkpoint(m.st.DB(), m.st.Sync); err != nil {
-			m.log.Error("index checkpoint failed; the journal keeps the changes since the last one", "err", err)
-			continue
-		}
-		m.m.checkpoint.Observe(time.Since(start).Seconds())
 	}
 }
