@@ -12,14 +12,19 @@
 //     profile number, timestamp, and one dictionary-encoded column per
 //     property path, with per-block time bounds so windows skip blocks;
 //     sealed parts (immutable, read from mapped files once checkpointed)
-//     then a mutable head (part.go).
+//     then a mutable head (part.go); each part file also holds the
+//     profiles with an event on each day, and with each value of its
+//     low-cardinality columns, which answer "did" and "did not" leaves
+//     (days.go).
 //
 // A persisted index (Open, checkpoint.go) lives in its own directory:
-// part files, a checkpoint file with everything else, and CURRENT; the
-// changes since the checkpoint are in the store's journal (journal.go),
-// written in each commit's batch. Those files are a cache: the store's
-// events and profiles are the truth, and the index is rebuilt from them
-// when the files are missing, damaged or stale.
+// part files, checkpoint files (the profiles' side in a base merged in
+// the background, merge.go; the event columns in each checkpoint's, its
+// files written in the background), and CURRENT naming them; the changes
+// since are in the store's journal (journal.go), written in each commit's
+// batch. Those files are a cache: the store's events and profiles are the
+// truth, and the index is rebuilt from them when the files are missing,
+// damaged or stale.
 //
 // An event scan counts qualifying events into dense per-profile arrays,
 // partitioned by profile range when those outgrow the cache (accum.go).
