@@ -337,9 +337,13 @@ func (x *Index) presence(col *eventCol, n *condition.Node, now time.Time, has, y
 	if yield {
 		x.mu.RLock()
 	}
-	got := roaring.And(raw, x.all)
+	var moved *roaring.Bitmap // numbers merged into others
 	if !x.merged.IsEmpty() {
-		moved := roaring.And(raw, x.merged)
+		moved = roaring.And(raw, x.merged)
+	}
+	got := raw // its own: the union is new, its shared containers copied
+	got.And(x.all)
+	if moved != nil {
 		for it := moved.Iterator(); it.HasNext(); {
 			if root, ok := x.root(it.Next()); ok {
 				got.Add(root)

@@ -753,11 +753,10 @@ func (x *Index) traitFast(t *traitIdx, test *condition.Test, now time.Time) (*ro
 		if !scalarOK(test.Scalar) {
 			return nil, false
 		}
-		bm := lookup(test.Scalar).Clone()
 		if test.Op == condition.OpNeq {
-			bm = roaring.AndNot(x.all, bm)
+			return roaring.AndNot(x.all, lookup(test.Scalar)), true
 		}
-		return bm, true
+		return lookup(test.Scalar).Clone(), true
 	case condition.OpIn, condition.OpNotIn:
 		parts := make([]*roaring.Bitmap, 0, len(test.List))
 		for _, s := range test.List {
