@@ -150,7 +150,9 @@ func openCheckpoint(ctx context.Context, db *pebble.DB, ws uint32, o LoadOptions
 		return nil, err
 	}
 	x.lastEventSeq = evs.storeSeq
-	x.ckptParts = x.partFiles()
+	for _, files := range evs.partNames {
+		x.ckptParts = append(x.ckptParts, files...)
+	}
 	last, err := lastJournalSeq(db, ws)
 	if err != nil {
 		x.Close()
@@ -299,7 +301,7 @@ func (x *Index) StartCheckpoint(db *pebble.DB, sync func() error) error {
 	for _, col := range x.events {
 		x.sealHead(col)
 	}
-	ck := &pending{seq: x.jseq, storeSeq: c.EventSeq, start: start, names: map[*part]string{}, done: make(chan error, 1)}
+	ck := &pending{seq: x.jseq, storeSeq: c.EventSeq, start: start, names: map[*part]string{}, done: newOutcome()}
 	for _, name := range slices.Sorted(maps.Keys(x.events)) {
 		for _, p := range x.events[name].parts {
 			if p.file == nil {
@@ -350,27 +352,21 @@ type pending struct {
 	files         []string         // every part file it names
 	start         time.Time
 	held          time.Duration // the writer's time in StartCheckpoint
-	done          chan error    // receives the outcome of the writing, once
+	done          outcome       // of the writing
 }
 
 // write writes the new parts and the checkpoint file (not CURRENT). It
 // reads only the sealed parts and the copies made for it.
 func (ck *pending) write(dir string, crashAt func(string) bool, h metaHeader, profiles func(*metaWriter), cols []colSnap) error {
-	crash := func(stage string) error {
-		if crashAt != nil && crashAt(stage) {
-			return fmt.Errorf("crash before %s: %w", stage, errCrashed)
-		}
-		return nil
-	}
 	for _, p := range ck.parts {
-		if err := crash("part"); err != nil {
+		if err := crashed(crashAt, "part"); err != nil {
 			return err
 		}
 		if err := writePart(dir, ck.names[p], p); err != nil {
 			return err
 		}
 	}
-	if err := crash("checkpoint file"); err != nil {
+	if err := crashed(crashAt, "checkpoint file"); err != nil {
 		return err
 	}
 	err := writeFileSynced(filepath.Join(dir, ck.name), func(f *os.File) error {
@@ -394,10 +390,8 @@ func (x *Index) FinishCheckpoint(db *pebble.DB) (time.Duration, error) {
 	if ck == nil {
 		return 0, nil
 	}
-	var err error
-	select {
-	case err = <-ck.done:
-	default:
+	done, err := ck.done.ready()
+	if !done {
 		return 0, nil
 	}
 	start := time.Now()
@@ -456,7 +450,7 @@ func (x *Index) swapPart(p, mp *part) bool {
 // waitCheckpoint waits for a checkpoint being written.
 func (x *Index) waitCheckpoint() {
 	if ck := x.pending; ck != nil {
-		ck.done <- <-ck.done
+		ck.done.wait()
 	}
 }
 
@@ -520,17 +514,6 @@ func (x *Index) removeUnnamed() error {
 		}
 	}
 	return nil
-}
-
-// partFiles names the part files of every column (all are written).
-func (x *Index) partFiles() []string {
-	var names []string
-	for _, c := range x.events {
-		for _, p := range c.parts {
-			names = append(names, p.file.name)
-		}
-	}
-	return names
 }
 
 // writeFileSynced writes path through a temporary file, synced, renamed
@@ -601,11 +584,33 @@ func (x *Index) Replayed() int { return x.replayed }
 // crash is the test hook of a crash in the middle of a checkpoint: when
 // crashAt says so at a stage, the checkpoint stops there, as if the
 // process had died (what it wrote so far stays).
-func (x *Index) crash(stage string) error {
-	if x.crashAt != nil && x.crashAt(stage) {
+func (x *Index) crash(stage string) error { return crashed(x.crashAt, stage) }
+
+// crashed is crash for a goroutine, which holds a copy of the hook.
+func crashed(hook func(string) bool, stage string) error {
+	if hook != nil && hook(stage) {
 		return fmt.Errorf("crash before %s: %w", stage, errCrashed)
 	}
 	return nil
 }
+
+// outcome is the result of work done on a goroutine of its own (a
+// checkpoint's files, a merge), sent once.
+type outcome chan error
+
+func newOutcome() outcome { return make(outcome, 1) }
+
+// ready reports whether the work is done, and its error.
+func (o outcome) ready() (bool, error) {
+	select {
+	case err := <-o:
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// wait waits for the work to be done; ready then reports it.
+func (o outcome) wait() { o <- <-o }
 
 var errCrashed = errors.New("crashed (test)")

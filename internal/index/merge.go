@@ -30,7 +30,7 @@ type merge struct {
 	seq    uint64 // through this journal entry
 	start  time.Time
 	cancel context.CancelFunc
-	done   chan error // receives the merge's outcome, once
+	done   outcome
 }
 
 // maybeMerge starts a merge when enough checkpoints passed since the base
@@ -47,7 +47,7 @@ func (x *Index) maybeMerge(db *pebble.DB) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &merge{name: fmt.Sprintf("prof-%016x.idx", x.ckptSeq), seq: x.ckptSeq, start: time.Now(), cancel: cancel, done: make(chan error, 1)}
+	m := &merge{name: fmt.Sprintf("prof-%016x.idx", x.ckptSeq), seq: x.ckptSeq, start: time.Now(), cancel: cancel, done: newOutcome()}
 	x.merge = m
 	// The goroutine gets copies: the writer goes on changing x.
 	dir, ws, base, baseSeq, crashAt := x.dir, x.ws, x.baseFile, x.baseSeq, x.crashAt
@@ -74,11 +74,12 @@ func writeBase(ctx context.Context, db pebble.Reader, dir string, ws uint32, bas
 	if y.jseq != m.seq {
 		return fmt.Errorf("index journal ends at %d, before %d: %w", y.jseq, m.seq, ErrCorrupt)
 	}
-	if crashAt != nil && crashAt("merge file") {
-		return fmt.Errorf("crash before merge file: %w", errCrashed)
+	if err := crashed(crashAt, "merge file"); err != nil {
+		return err
 	}
-	path := filepath.Join(dir, m.name)
-	return writeFileSynced(path, func(f *os.File) error { return y.writeMeta(f, secProfiles, m.seq, 0) })
+	return writeFileSynced(filepath.Join(dir, m.name), func(f *os.File) error {
+		return writeMetaFile(f, y.header(m.seq, 0), y.writeProfiles, nil, false)
+	})
 }
 
 // FinishMerge installs a merge that has finished: CURRENT names its base,
@@ -91,10 +92,8 @@ func (x *Index) FinishMerge(db *pebble.DB) (time.Duration, error) {
 	if m == nil {
 		return 0, nil
 	}
-	var err error
-	select {
-	case err = <-m.done:
-	default:
+	done, err := m.done.ready()
+	if !done {
 		return 0, nil
 	}
 	x.merge, x.lastMerge = nil, time.Now()
@@ -116,7 +115,7 @@ func (x *Index) FinishMerge(db *pebble.DB) (time.Duration, error) {
 // installs it. For benchmarks and tests.
 func (x *Index) WaitMerge() {
 	if m := x.merge; m != nil {
-		m.done <- <-m.done
+		m.done.wait()
 	}
 }
 
@@ -124,6 +123,6 @@ func (x *Index) WaitMerge() {
 func (x *Index) stopMerge() {
 	if m := x.merge; m != nil {
 		m.cancel()
-		m.done <- <-m.done // FinishMerge may still take the outcome
+		m.done.wait() // FinishMerge may still take the outcome
 	}
 }

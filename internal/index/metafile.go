@@ -159,25 +159,6 @@ func (x *Index) header(seq, storeSeq uint64) metaHeader {
 	return metaHeader{ws: x.ws, seq: seq, storeSeq: storeSeq, nextPart: x.nextPart, retainFrom: x.retainFrom, maxNum: x.maxNum}
 }
 
-// writeMeta encodes the sections of x (all but part arrays), as of
-// journal entry seq. The caller is the index's writer and has sealed and
-// written every head (they are empty), or owns x alone (a base being
-// merged).
-func (x *Index) writeMeta(w io.Writer, sections byte, seq, storeSeq uint64) error {
-	var cols []colSnap
-	if sections&secEvents != 0 {
-		var err error
-		if cols, err = x.snapEvents(nil); err != nil {
-			return err
-		}
-	}
-	var profiles func(*metaWriter)
-	if sections&secProfiles != 0 {
-		profiles = x.writeProfiles
-	}
-	return writeMetaFile(w, x.header(seq, storeSeq), profiles, cols, sections&secEvents != 0)
-}
-
 // writeMetaFile encodes a checkpoint file: the header, the profiles'
 // side when profiles is set, the event columns when events is.
 func writeMetaFile(w io.Writer, h metaHeader, profiles func(*metaWriter), cols []colSnap, events bool) error {
