@@ -200,17 +200,14 @@ func (x *Index) replay(ctx context.Context, r pebble.Reader, to, profilesThrough
 		if e.err == nil {
 			e.err = ctx.Err()
 		}
+		if e.err == nil && e.seq != x.jseq+1 {
+			e.err = fmt.Errorf("index journal: entry %d follows %d: %w", e.seq, x.jseq, ErrCorrupt)
+		}
 		if e.err != nil {
 			cancel()
 			for range order { // let the reader stop
 			}
 			return n, e.err
-		}
-		if e.seq != x.jseq+1 {
-			cancel()
-			for range order {
-			}
-			return n, fmt.Errorf("index journal: entry %d follows %d: %w", e.seq, x.jseq, ErrCorrupt)
 		}
 		switch {
 		case e.seq <= profilesThrough:
