@@ -10,10 +10,11 @@ import (
 	"github.com/cohortdb/cohort/internal/condition"
 )
 
-// Daily rollups of presence. Every part keeps, for each UTC day its
+// Daily rollups of presence. Every part file holds, for each UTC day its
 // events fall on, the bitmap of the profile numbers with an event that
 // day, and the same for each value of its low-cardinality property
-// columns (made when the part is made, written in its file). An event
+// columns (made as the part is written, by the checkpoint's goroutine;
+// a part only in memory has none). An event
 // leaf that only asks whether a profile has an event in its window (no
 // aggregate, at most one where-predicate, a count that is the same for
 // every count from one up: "did", "did not", "at least once") is the
