@@ -200,18 +200,11 @@ func presenceOnly(n *condition.Node) (ok, present bool) {
 	return true, one
 }
 
-// dayFilter is a leaf's one where-predicate, decided per value id of its
-// property column k.
-type dayFilter struct {
-	k  int
-	ok []bool
-}
-
 // present adds to dst (unsorted) the profile numbers with a qualifying
 // event (f: nil, or the one predicate) in [lo, hi] in the given runs:
 // whole days from the parts' bitmaps (into bms), the rest from the
 // events.
-func present(runs []*run, days []*partDays, f *dayFilter, lo, hi int64, dst []uint32, bms []*roaring.Bitmap) ([]uint32, []*roaring.Bitmap) {
+func present(runs []*run, days []*partDays, f *filterPlan, lo, hi int64, dst []uint32, bms []*roaring.Bitmap) ([]uint32, []*roaring.Bitmap) {
 	// The whole days inside [lo, hi]: [first, end).
 	first, end := dayOf(lo), dayOf(hi)
 	if dayStart(first) < lo {
@@ -277,7 +270,7 @@ func dayEnd(d int64) int64 {
 
 // eventsIn appends the profile numbers of the run's events in [lo, hi]
 // that f (when not nil) accepts.
-func (r *run) eventsIn(lo, hi int64, f *dayFilter, dst []uint32) []uint32 {
+func (r *run) eventsIn(lo, hi int64, f *filterPlan, dst []uint32) []uint32 {
 	if lo > hi {
 		return dst
 	}

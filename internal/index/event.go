@@ -303,17 +303,13 @@ func (x *Index) presence(col *eventCol, n *condition.Node, now time.Time, has, y
 		}
 		return roaring.New()
 	}
-	var f *dayFilter
+	var f *filterPlan
 	if len(n.Where) == 1 {
 		w := &n.Where[0]
 		pc := col.props[w.Property]
 		switch {
 		case pc != nil:
-			f = &dayFilter{k: pc.k, ok: make([]bool, len(pc.dict))}
-			f.ok[0] = w.Match(nil, false, now)
-			for id := 1; id < len(pc.dict); id++ {
-				f.ok[id] = w.Match(pc.dict[id], true, now)
-			}
+			f = pc.decide(w, now)
 		case !w.Match(nil, false, now): // no event has the path: none qualifies
 			if has {
 				return roaring.New()
@@ -376,12 +372,7 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 			}
 			continue
 		}
-		ok := make([]bool, len(pc.dict))
-		ok[0] = w.Match(nil, false, now)
-		for id := 1; id < len(pc.dict); id++ {
-			ok[id] = w.Match(pc.dict[id], true, now)
-		}
-		p.filters = append(p.filters, filterPlan{pc.k, ok})
+		p.filters = append(p.filters, *pc.decide(w, now))
 	}
 	// The aggregate's column, with each value's number decided once.
 	agg := n.Aggregate
@@ -531,6 +522,17 @@ type scanPlan struct {
 type filterPlan struct {
 	k  int // the property column
 	ok []bool
+}
+
+// decide decides where-predicate w for every value of the column (id 0:
+// the event lacks the path).
+func (col *propCol) decide(w *condition.Pred, now time.Time) *filterPlan {
+	f := &filterPlan{k: col.k, ok: make([]bool, len(col.dict))}
+	f.ok[0] = w.Match(nil, false, now)
+	for id := 1; id < len(col.dict); id++ {
+		f.ok[id] = w.Match(col.dict[id], true, now)
+	}
+	return f
 }
 
 // scanBlocks counts the qualifying events of the given blocks into s.
