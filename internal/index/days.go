@@ -166,7 +166,7 @@ func makeDays(r *run) *partDays {
 			for _, n := range g.nums {
 				dense[n/64] |= 1 << (n % 64)
 			}
-			bm = roaring.FromDense(dense, false)
+			bm = roaring.FromDense(dense, true) // not false: its dense containers would be the bit set, cleared below
 			for _, n := range g.nums {
 				dense[n/64] = 0
 			}

@@ -217,3 +217,54 @@ func usesDays(x *Index, n *condition.Node, lo, hi int64) bool {
 	}
 	return false
 }
+
+// TestMakeDaysDense: days with many profiles, whose bitmaps are made
+// through the bit set (dense containers), hold exactly their profiles,
+// each day its own, in memory and read back from the part's file.
+func TestMakeDaysDense(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	day0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	want := map[int64]*roaring.Bitmap{}
+	var prof []uint32
+	var ts []int64
+	for d := range int64(3) {
+		want[dayOf(day0)+d] = roaring.New()
+		for range 60_000 { // about 45% of 0..99,999 each day: dense
+			n := uint32(r.IntN(100_000))
+			prof = append(prof, n)
+			ts = append(ts, day0+d*dayNs+int64(r.IntN(int(dayNs))))
+			want[dayOf(day0)+d].Add(n)
+		}
+	}
+	check := func(what string, pd *partDays) {
+		t.Helper()
+		for d, bm := range want {
+			var got []*roaring.Bitmap
+			got = pd.gather(0, 0, d, d+1, got)
+			if len(got) != 1 || !got[0].Equals(bm) {
+				n := uint64(0)
+				if len(got) == 1 {
+					n = got[0].GetCardinality()
+				}
+				t.Fatalf("%s: day %d holds %d profiles, want %d", what, d, n, bm.GetCardinality())
+			}
+		}
+	}
+	c := &eventCol{byProf: map[uint32]int32{}}
+	for i, n := range prof {
+		c.appendEvent(n, ts[i])
+	}
+	p := newPart(run{prof: c.prof, ts: c.ts, next: c.next, blocks: c.blocks}, c.byProf)
+	p.days = makeDays(&p.run)
+	check("in memory", p.days)
+	dir := t.TempDir()
+	if err := writePart(dir, "p.col", p); err != nil {
+		t.Fatal(err)
+	}
+	mp, err := openPart(dir, "p.col")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mp.file.close()
+	check("from the file", mp.days)
+}
