@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -301,7 +302,7 @@ func (x *Index) StartCheckpoint(db *pebble.DB, sync func() error) error {
 	for _, col := range x.events {
 		x.sealHead(col)
 	}
-	ck := &pending{seq: x.jseq, storeSeq: c.EventSeq, start: start, names: map[*part]string{}, done: newOutcome()}
+	ck := &pending{seq: x.jseq, storeSeq: c.EventSeq, start: start, names: map[*part]string{}, mapped: map[string]*part{}, done: newOutcome()}
 	for _, name := range slices.Sorted(maps.Keys(x.events)) {
 		for _, p := range x.events[name].parts {
 			if p.file == nil {
@@ -319,7 +320,7 @@ func (x *Index) StartCheckpoint(db *pebble.DB, sync func() error) error {
 	if full {
 		ck.name = fmt.Sprintf("ckpt-%016x.idx", x.jseq)
 	}
-	cols, err := x.snapEvents(ck.names)
+	cols, err := x.snapEvents(ck.names, x.planMerges(ck))
 	if err != nil {
 		return err
 	}
@@ -333,7 +334,10 @@ func (x *Index) StartCheckpoint(db *pebble.DB, sync func() error) error {
 	}
 	x.pending, x.headEvents = ck, 0
 	dir, crashAt := x.dir, x.crashAt // the goroutine reads copies
-	write := func() error { return ck.write(dir, crashAt, h, profiles, cols) }
+	if len(ck.merges) > 0 {
+		x.scans.Add(1) // the merges' sources stay mapped until they are read
+	}
+	write := func() error { return ck.write(dir, crashAt, h, profiles, cols, &x.scans) }
 	if full {
 		ck.done <- write() // it reads the live profiles: here and now
 	} else {
@@ -351,13 +355,18 @@ type pending struct {
 	names         map[*part]string // their files
 	files         []string         // every part file it names
 	start         time.Time
-	held          time.Duration // the writer's time in StartCheckpoint
-	done          outcome       // of the writing
+	held          time.Duration    // the writer's time in StartCheckpoint
+	merges        []*partMerge     // parts merged by the goroutine (partmerge.go)
+	mapped        map[string]*part // the files written, mapped and checked by the goroutine
+	done          outcome          // of the writing
 }
 
 // write writes the new parts and the checkpoint file (not CURRENT). It
 // reads only the sealed parts and the copies made for it.
-func (ck *pending) write(dir string, crashAt func(string) bool, h metaHeader, profiles func(*metaWriter), cols []colSnap) error {
+func (ck *pending) write(dir string, crashAt func(string) bool, h metaHeader, profiles func(*metaWriter), cols []colSnap, scans *atomic.Int32) error {
+	if err := ck.writeMerges(dir, crashAt, scans); err != nil {
+		return err
+	}
 	for _, p := range ck.parts {
 		if err := crashed(crashAt, "part"); err != nil {
 			return err
@@ -365,6 +374,13 @@ func (ck *pending) write(dir string, crashAt func(string) bool, h metaHeader, pr
 		if err := writePart(dir, ck.names[p], p); err != nil {
 			return err
 		}
+		// Mapped and checked here, not by the writer: a checksum
+		// reads the whole file.
+		mp, err := openPart(dir, ck.names[p])
+		if err != nil {
+			return err
+		}
+		ck.mapped[ck.names[p]] = mp
 	}
 	if err := crashed(crashAt, "checkpoint file"); err != nil {
 		return err
@@ -397,15 +413,21 @@ func (x *Index) FinishCheckpoint(db *pebble.DB) (time.Duration, error) {
 	start := time.Now()
 	x.pending = nil
 	if err != nil {
+		ck.unmap()
 		return 0, err
 	}
 	for _, p := range ck.parts {
-		mp, err := openPart(x.dir, ck.names[p])
-		if err != nil {
-			return 0, err
-		}
+		mp := ck.mapped[ck.names[p]]
 		if !x.swapPart(p, mp) {
 			mp.file.close() // retention dropped or copied it meanwhile
+		}
+	}
+	for _, m := range ck.merges {
+		mp := ck.mapped[m.name]
+		if x.swapMerged(m, mp) {
+			x.partMerges++
+		} else {
+			mp.file.close() // retention dropped or copied a source meanwhile
 		}
 	}
 	full := x.baseFile == ""
@@ -447,6 +469,13 @@ func (x *Index) swapPart(p, mp *part) bool {
 	return false
 }
 
+// unmap closes the files a checkpoint that is dropped mapped.
+func (ck *pending) unmap() {
+	for _, p := range ck.mapped {
+		p.file.close()
+	}
+}
+
 // waitCheckpoint waits for a checkpoint being written.
 func (x *Index) waitCheckpoint() {
 	if ck := x.pending; ck != nil {
@@ -486,7 +515,7 @@ func (x *Index) newBase(db *pebble.DB, base string, seq uint64) error {
 
 // removeUnnamed deletes the files of the index directory that CURRENT
 // and the checkpoint files it names do not name, but for those of a merge
-// under way. (Between checkpoints the live index may have dropped parts
+// under way and those the live index maps. (Between checkpoints the live index may have dropped parts
 // the checkpoint on disk still names, and hold parts not written yet.)
 func (x *Index) removeUnnamed() error {
 	keep := map[string]bool{x.baseFile: true, x.ckptFile: true, currentFile: true}
@@ -498,9 +527,22 @@ func (x *Index) removeUnnamed() error {
 		for _, f := range ck.names {
 			keep[f], keep[f+".tmp"] = true, true
 		}
+		for _, m := range ck.merges {
+			keep[m.name], keep[m.name+".tmp"] = true, true
+		}
 	}
 	for _, p := range x.ckptParts {
 		keep[p] = true
+	}
+	// The parts the live index maps: a merge's sources that it still
+	// holds, because retention dropped one of them meanwhile, are named
+	// by the next checkpoint again.
+	for _, c := range x.events {
+		for _, p := range c.parts {
+			if p.file != nil {
+				keep[p.file.name] = true
+			}
+		}
 	}
 	ents, err := os.ReadDir(x.dir)
 	if err != nil {
@@ -553,6 +595,9 @@ func syncDir(dir string) error {
 // must not be used after.
 func (x *Index) Close() error {
 	x.waitCheckpoint()
+	if ck := x.pending; ck != nil {
+		ck.unmap() // never installed
+	}
 	x.stopMerge()
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -18,9 +18,11 @@
 //     (days.go).
 //
 // A persisted index (Open, checkpoint.go) lives in its own directory:
-// part files, checkpoint files (the profiles' side in a base merged in
-// the background, merge.go; the event columns in each checkpoint's, its
-// files written in the background), and CURRENT naming them; the changes
+// part files (consecutive parts merged into bigger ones by the
+// checkpoints, partmerge.go), checkpoint files (the profiles' side in a
+// base merged in the background, merge.go; the event columns in each
+// checkpoint's, its files written in the background), and CURRENT
+// naming them; the changes
 // since are in the store's journal (journal.go), written in each commit's
 // batch. Those files are a cache: the store's events and profiles are the
 // truth, and the index is rebuilt from them when the files are missing,

@@ -51,25 +51,27 @@ type Index struct {
 
 	// Persistence (checkpoint.go): dir is "" for an index kept in memory
 	// only. The writer owns these.
-	ws         uint32
-	dir        string
-	jseq       uint64   // the last journal entry written or replayed
-	ckptSeq    uint64   // the event columns through this journal entry are in the checkpoint on disk
-	ckptFile   string   // the checkpoint file of the event columns CURRENT names
-	baseSeq    uint64   // the profiles' side through this entry is in baseFile; the journal since is kept
-	baseFile   string   // "" until the first checkpoint
-	ckptParts  []string // the part files ckptFile names
-	sinceBase  int      // checkpoints since the base was written
-	merge      *merge   // a newer base being written in the background (merge.go)
-	pending    *pending // a checkpoint being written in the background
-	mergeEvery int      // merge after this many checkpoints since the base (0: the default)
-	mergeTook  time.Duration
-	lastMerge  time.Time
-	nextPart   uint64 // names the next part file
-	sealEvents int    // seal a column's head when it holds this many events (0: at checkpoints only)
-	headEvents int    // events applied since the last checkpoint
-	lastCkpt   time.Time
-	ckptTook   time.Duration // how long the last checkpoint took
+	ws          uint32
+	dir         string
+	jseq        uint64   // the last journal entry written or replayed
+	ckptSeq     uint64   // the event columns through this journal entry are in the checkpoint on disk
+	ckptFile    string   // the checkpoint file of the event columns CURRENT names
+	baseSeq     uint64   // the profiles' side through this entry is in baseFile; the journal since is kept
+	baseFile    string   // "" until the first checkpoint
+	ckptParts   []string // the part files ckptFile names
+	sinceBase   int      // checkpoints since the base was written
+	merge       *merge   // a newer base being written in the background (merge.go)
+	pending     *pending // a checkpoint being written in the background
+	mergeEvery  int      // merge after this many checkpoints since the base (0: the default)
+	mergeTook   time.Duration
+	lastMerge   time.Time
+	nextPart    uint64 // names the next part file
+	partMerges  int    // merged parts installed (partmerge.go)
+	noPartMerge bool   // checkpoints merge no parts (SetPartMerge, for benchmarks)
+	sealEvents  int    // seal a column's head when it holds this many events (0: at checkpoints only)
+	headEvents  int    // events applied since the last checkpoint
+	lastCkpt    time.Time
+	ckptTook    time.Duration // how long the last checkpoint took
 	// lastEventSeq is the store's event seq the index has reached (checked
 	// against the store's counters when a checkpoint is opened).
 	lastEventSeq uint64

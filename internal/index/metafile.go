@@ -230,8 +230,10 @@ type colSnap struct {
 }
 
 // snapEvents copies the event columns for a checkpoint file. Every part
-// must have a file, or a name in named (a part being written).
-func (x *Index) snapEvents(named map[*part]string) ([]colSnap, error) {
+// must have a file, or a name in named (a part being written); a part in
+// replaced is named by the merged part that replaces it (the first of a
+// merge's parts) or not at all (the others).
+func (x *Index) snapEvents(named, replaced map[*part]string) ([]colSnap, error) {
 	var out []colSnap
 	for _, name := range slices.Sorted(maps.Keys(x.events)) {
 		c := x.events[name]
@@ -247,6 +249,12 @@ func (x *Index) snapEvents(named map[*part]string) ([]colSnap, error) {
 			s.counts = append(s.counts, slices.Clone(col.counts))
 		}
 		for _, p := range c.parts {
+			if f, ok := replaced[p]; ok {
+				if f != "" {
+					s.parts = append(s.parts, f)
+				}
+				continue
+			}
 			switch {
 			case p.file != nil:
 				s.parts = append(s.parts, p.file.name)

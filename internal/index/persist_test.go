@@ -202,7 +202,7 @@ func testReopen(t *testing.T, seed uint64) {
 	g := &changeGen{r: rand.New(rand.NewPCG(seed, 5)), traits: map[uint32]map[string]any{}, now: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
 	sync := func() error { return nil } // the in-memory store loses nothing here
 	retain := g.now.Add(-40 * 24 * time.Hour)
-	reopened, crashed, merges := 0, 0, 0
+	reopened, crashed, merges, partMerges := 0, 0, 0, 0
 	finishDie := ""         // where the checkpoint in the background dies when installed
 	firstPart := x.nextPart // part files are named in sequence
 	for step := range 300 {
@@ -253,19 +253,20 @@ func testReopen(t *testing.T, seed uint64) {
 			if a, b := x.dump(), y.dump(); a != b {
 				t.Fatalf("step %d: after a crashed checkpoint or merge, the reopened index differs:\n%s", step, firstDiff(a, b))
 			}
+			partMerges += x.partMerges
 			x.Close()
 			x = y
 			crashed++
 		}
 		x.mergeEvery = 1 + g.r.IntN(3)
 		if x.CheckpointDue(150, time.Hour, time.Now()) {
-			// One checkpoint in four dies at one of its stages, as in a
+			// One checkpoint in three dies at one of its stages, as in a
 			// crash: the next open must not see it. A merge started by
 			// the checkpoint is waited for and installed half the time
 			// (else it runs on beside the next commits).
-			stages := []string{"part", "checkpoint file", "CURRENT", "journal trim", "merge file", "merge CURRENT"}
+			stages := []string{"part", "checkpoint file", "CURRENT", "journal trim", "merge file", "merge CURRENT", "merged part"}
 			die := ""
-			if g.r.IntN(4) == 0 {
+			if g.r.IntN(3) == 0 {
 				die = stages[g.r.IntN(len(stages))]
 			}
 			x.crashAt = func(stage string) bool { return stage == die }
@@ -300,6 +301,7 @@ func testReopen(t *testing.T, seed uint64) {
 				if a, b := x.dump(), y.dump(); a != b {
 					t.Fatalf("step %d: after a crash before %s, the reopened index differs:\n%s", step, die, firstDiff(a, b))
 				}
+				partMerges += x.partMerges
 				x.Close()
 				x = y
 			}
@@ -316,14 +318,17 @@ func testReopen(t *testing.T, seed uint64) {
 				t.Fatalf("step %d: the reopened index differs:\n%s", step, firstDiff(a, b))
 			}
 			// The reopened index carries on: the next steps use it.
+			partMerges += x.partMerges
 			x.Close()
 			x = y
 			reopened++
 		}
 	}
 	defer x.Close()
-	if reopened < 5 || x.nextPart-firstPart < 5 || crashed < 2 || merges < 2 {
-		t.Fatalf("%d reopenings, %d crashed checkpoints, %d merged bases, %d part files: the test must cover more", reopened, crashed, merges, x.nextPart-firstPart)
+	partMerges += x.partMerges
+	if reopened < 5 || x.nextPart-firstPart < 5 || crashed < 2 || merges < 2 || partMerges < 3 {
+		t.Fatalf("%d reopenings, %d crashed checkpoints, %d merged bases, %d merged parts, %d part files: the test must cover more",
+			reopened, crashed, merges, partMerges, x.nextPart-firstPart)
 	}
 }
 

@@ -107,7 +107,10 @@ func (m *Manager) checkpoint() {
 	m.mu.RUnlock()
 	db := m.st.DB()
 	for _, sp := range spaces {
-		if took, err := sp.ix.FinishCheckpoint(db); err != nil {
+		merged := sp.ix.PartMerges()
+		took, err := sp.ix.FinishCheckpoint(db)
+		m.m.partMerges.Add(float64(sp.ix.PartMerges() - merged))
+		if err != nil {
 			m.log.Error("index checkpoint failed; the journal keeps the changes since the last one", "err", err)
 		} else if took > 0 {
 			m.m.checkpoint.Observe(took.Seconds())

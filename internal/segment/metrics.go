@@ -19,6 +19,8 @@ type metrics struct {
 	checkpoint prometheus.Observer
 	// merge times the merges of index bases (index.FinishMerge).
 	merge prometheus.Observer
+	// partMerges counts merged index parts installed.
+	partMerges prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,13 +47,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		merge: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "cohort_index_merge_seconds", Help: "Time to merge the profiles' side of the journal into a new index base file, in the background.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
 		}),
+		partMerges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cohort_index_part_merges_total", Help: "Merged index parts installed: consecutive parts of an event name merged into one by a checkpoint's goroutine.",
+		}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cohort_bot_reevaluations_throttled_total", Help: "Re-evaluations of bot profiles deferred.",
 		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.changes, m.latency.(prometheus.Histogram), m.lateness.(prometheus.Histogram),
-			m.build.(prometheus.Histogram), m.query.(prometheus.Histogram), m.throttled, m.checkpoint.(prometheus.Histogram), m.merge.(prometheus.Histogram))
+			m.build.(prometheus.Histogram), m.query.(prometheus.Histogram), m.throttled, m.checkpoint.(prometheus.Histogram), m.merge.(prometheus.Histogram), m.partMerges)
 	}
 	return m
 }
