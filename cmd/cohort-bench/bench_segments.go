@@ -40,6 +40,9 @@ type segmentsOpts struct {
 	onlyCases   string
 	maxHeapGiB  float64
 	indexDir    string
+	// checkpointEvents: persist while loading (IndexStore.Every).
+	checkpointEvents int
+	noPartMerge      bool
 }
 
 func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
@@ -58,6 +61,8 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile after the load to `FILE`")
 	fs.Float64Var(&o.maxHeapGiB, "max-heap-gib", 0, "stop the load with an error when the Go heap exceeds this many GiB (0: no limit)")
 	fs.StringVar(&o.indexDir, "index-dir", "", "checkpoint the loaded index into `DIR` (part files and a checkpoint), open it again from there as a restart does, and run the suite on the reopened index (its event columns mapped from the files)")
+	fs.IntVar(&o.checkpointEvents, "checkpoint-events", 0, "with --index-dir, persist the index while loading as the server does with index.checkpoint_events: `N` (a checkpoint every N events, parts merged in the background); 0: one checkpoint after the load")
+	fs.BoolVar(&o.noPartMerge, "no-part-merge", false, "with --checkpoint-events, merge no parts (to measure what merging them buys)")
 	fs.StringVar(&o.onlyCases, "cases", "", "comma-separated suite case names to run (default: all; referenced cases must be included)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -72,6 +77,9 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	}
 	if o.batch < 1 {
 		errs = append(errs, errors.New("--batch must be at least 1"))
+	}
+	if o.checkpointEvents < 0 || (o.checkpointEvents > 0 && o.indexDir == "") {
+		errs = append(errs, errors.New("--checkpoint-events needs --index-dir and must not be negative"))
 	}
 	return o, errors.Join(errs...)
 }
@@ -112,9 +120,17 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	var store *bench.IndexStore
+	if o.indexDir != "" {
+		if store, err = bench.OpenIndexStore(o.indexDir, o.checkpointEvents); err != nil {
+			return err
+		}
+		store.NoPartMerge = o.noPartMerge
+		defer store.Close()
+	}
 	t0 := time.Now()
 	ix, ls, err := bench.LoadCohort(ctx, o.data, bench.LoadOptions{
-		Batch: o.batch, MaxHeap: uint64(o.maxHeapGiB * (1 << 30)),
+		Batch: o.batch, MaxHeap: uint64(o.maxHeapGiB * (1 << 30)), Store: store,
 		Progress: func(events int, heap uint64) {
 			fmt.Fprintf(stderr, "bench segments: %d events loaded in %s, heap %.2f GiB\n", events, time.Since(t0).Round(time.Second), float64(heap)/(1<<30))
 		},
@@ -129,7 +145,10 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 		ls.Wall.Round(time.Millisecond), ls.Apply.Round(time.Millisecond), ls.BytesPerProfile())
 	var ps *bench.PersistStats
 	if o.indexDir != "" {
-		re, st, err := bench.PersistAndReopen(ctx, ix, o.indexDir)
+		if store.Every > 0 {
+			fmt.Fprintf(stderr, "bench segments: %d checkpoints while loading, %s on the loading goroutine, %d merged parts\n", store.Checkpoints, store.Held.Round(time.Millisecond), store.PartMerges)
+		}
+		re, st, err := bench.PersistAndReopen(ctx, ix, store)
 		if err != nil {
 			return err
 		}
@@ -247,8 +266,8 @@ func perProfile(heap uint64, ls bench.LoadStats) float64 {
 }
 
 func printPersist(w io.Writer, ls bench.LoadStats, ps *bench.PersistStats) {
-	fmt.Fprintf(w, "persisted (--index-dir): checkpoint %s (a second one, no new event: %s; a merge of the base in the background: %s), files %.1f MB; index.Open from them %s\n",
-		ps.Checkpoint.Round(time.Millisecond), ps.MetaOnly.Round(time.Millisecond), ps.Merge.Round(time.Millisecond), float64(ps.FileBytes)/1e6, ps.Open.Round(time.Millisecond))
+	fmt.Fprintf(w, "persisted (--index-dir): checkpoint %s (a second one, no new event: %s; a merge of the base in the background: %s), files %.1f MB (%d parts); index.Open from them %s\n",
+		ps.Checkpoint.Round(time.Millisecond), ps.MetaOnly.Round(time.Millisecond), ps.Merge.Round(time.Millisecond), float64(ps.FileBytes)/1e6, ps.PartFiles, ps.Open.Round(time.Millisecond))
 	fmt.Fprintf(w, "index memory, reopened:   %.1f B/profile of Go heap (%.1f MB HeapInuse over the empty heap)\n",
 		perProfile(ps.HeapAfter, ls), perProfile(ps.HeapAfter, ls)*float64(ls.Profiles)/1e6)
 	fmt.Fprintf(w, "process RSS after the open: %.1f MB anonymous, %.1f MB of mapped files (the page cache of the parts)\n",

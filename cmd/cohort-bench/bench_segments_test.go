@@ -21,7 +21,8 @@ func TestBenchSegmentsFlags(t *testing.T) {
 	if o, err := parseSegmentsFlags([]string{"--arrival", "random"}, io.Discard); err != nil || o.data.InOrder {
 		t.Errorf("--arrival random: %+v %v", o.data, err)
 	}
-	for _, bad := range [][]string{{"--profiles", "0"}, {"--runs", "0"}, {"--events", "-1"}, {"extra"}, {"--arrival", "sorted"}} {
+	for _, bad := range [][]string{{"--profiles", "0"}, {"--runs", "0"}, {"--events", "-1"}, {"extra"}, {"--arrival", "sorted"},
+		{"--checkpoint-events", "5"}, {"--index-dir", "d", "--checkpoint-events", "-1"}} {
 		if _, err := parseSegmentsFlags(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

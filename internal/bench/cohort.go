@@ -62,6 +62,9 @@ type LoadOptions struct {
 	MaxHeap uint64
 	// Progress, when not nil, is called about every ten million events.
 	Progress func(events int, heap uint64)
+	// Store, when its Every is set, persists the index while loading, as
+	// the server does (IndexStore).
+	Store *IndexStore
 }
 
 // LoadCohort builds an index of d straight from the generated messages:
@@ -72,6 +75,10 @@ type LoadOptions struct {
 func LoadCohort(ctx context.Context, d Data, o LoadOptions) (*index.Index, LoadStats, error) {
 	st := LoadStats{Profiles: d.Profiles, HeapBefore: HeapInuse()}
 	ix := index.New()
+	persist := o.Store != nil && o.Store.Every > 0
+	if persist {
+		o.Store.attach(ix)
+	}
 	start := time.Now()
 	var apply time.Duration
 	var seq uint64
@@ -90,6 +97,9 @@ func LoadCohort(ctx context.Context, d Data, o LoadOptions) (*index.Index, LoadS
 			t := time.Now()
 			ix.Apply(c)
 			apply += time.Since(t)
+			if persist {
+				return o.Store.committed(ix, c)
+			}
 			return nil
 		},
 		Events: func(_ context.Context, es []Event, patches []Patch) error {
@@ -106,6 +116,11 @@ func LoadCohort(ctx context.Context, d Data, o LoadOptions) (*index.Index, LoadS
 			t := time.Now()
 			ix.Apply(c)
 			apply += time.Since(t)
+			if persist {
+				if err := o.Store.committed(ix, c); err != nil {
+					return err
+				}
+			}
 			loaded += len(es)
 			if o.MaxHeap > 0 || (o.Progress != nil && loaded-reported >= 10_000_000) {
 				h := heap()

@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,6 +29,7 @@ type PersistStats struct {
 	Merge     time.Duration
 	Open      time.Duration // index.Open from the files (a restart's index part)
 	FileBytes int64         // the index directory's size
+	PartFiles int           // its part files
 	// HeapAfter is HeapInuse after a collection, with the reopened index
 	// (its parts mapped, not in the heap) the only index alive.
 	HeapAfter uint64
@@ -35,20 +38,127 @@ type PersistStats struct {
 	RSSAnon, RSSFile uint64
 }
 
-// PersistAndReopen checkpoints ix (built by LoadCohort) into dir, drops
-// it, and opens it again from the files, as a restart does. The journal
-// and the store's counters live in an empty in-memory store: the
-// checkpoint covers everything.
-func PersistAndReopen(ctx context.Context, ix *index.Index, dir string) (*index.Index, PersistStats, error) {
-	var st PersistStats
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem()})
-	if err != nil {
-		return nil, st, err
+// IndexStore is where a benchmark's index persists: its directory, and
+// the store of its journal (a Pebble of its own beside the directory, on
+// disk as the server's, so that the journal is not in the Go heap; the
+// events themselves are not stored, the checkpoints cover them).
+type IndexStore struct {
+	Dir string
+	db  *pebble.DB
+	// Every, when not 0, makes LoadCohort persist as the server's applier
+	// does: each batch journaled, a checkpoint started once Every events
+	// arrived since the last (index.checkpoint_events), its files written
+	// in the background and installed at a later batch, with its part
+	// merges and merges of the base.
+	Every int
+	// NoPartMerge turns part merges off, to measure what they buy.
+	NoPartMerge bool
+	// Unthrottled checkpoints by the event count alone, without the
+	// server's hold-back after a slow checkpoint, and waits for each
+	// (tests on small data, where the syncs dominate).
+	Unthrottled bool
+	// Checkpoints counts those finished while loading, Held their time on
+	// the loading goroutine (the applier's share), PartMerges the merged
+	// parts installed.
+	Checkpoints, PartMerges int
+	Held                    time.Duration
+}
+
+// benchWS is the workspace of a benchmark's persisted index.
+const benchWS = 1
+
+// OpenIndexStore makes an IndexStore in dir.
+func OpenIndexStore(dir string, every int) (*IndexStore, error) {
+	path := filepath.Clean(dir) + ".journal"
+	if err := os.RemoveAll(path); err != nil {
+		return nil, err
 	}
-	defer db.Close()
-	const ws = 1
+	db, err := pebble.Open(path, &pebble.Options{FS: vfs.Default, Logger: quietLogger{}})
+	if err != nil {
+		return nil, err
+	}
+	return &IndexStore{Dir: dir, db: db, Every: every}, nil
+}
+
+// Close closes the journal's store and deletes it.
+func (s *IndexStore) Close() error {
+	err := s.db.Close()
+	return errors.Join(err, os.RemoveAll(filepath.Clean(s.Dir)+".journal"))
+}
+
+// quietLogger keeps Pebble's informational lines out of a report.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
+
+func (s *IndexStore) attach(ix *index.Index) {
+	ix.Persist(benchWS, index.LoadOptions{Dir: s.Dir})
+	ix.SetPartMerge(!s.NoPartMerge)
+}
+
+// committed journals c, applied to ix, and does what the applier does
+// after a commit: installs a checkpoint or merge that finished, starts a
+// checkpoint when one is due.
+func (s *IndexStore) committed(ix *index.Index, c *ingest.Changes) error {
+	b := s.db.NewBatch()
+	if err := ix.Journal(b, c); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	t := time.Now()
+	took, err := ix.FinishCheckpoint(s.db)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if took > 0 {
+		s.Checkpoints++
+	}
+	if _, err := ix.FinishMerge(s.db); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	now, every := time.Now(), time.Hour
+	if s.Unthrottled { // a day later, with an interval never reached
+		now, every = now.Add(24*time.Hour), 1000*time.Hour
+	}
+	start := ix.StartCheckpoint
+	if s.Unthrottled {
+		start = ix.Checkpoint
+	}
+	if ix.CheckpointDue(s.Every, every, now) {
+		if err := start(s.db, func() error { return nil }); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if s.Unthrottled {
+			s.Checkpoints++ // installed by Checkpoint
+		}
+	}
+	s.Held += time.Since(t)
+	s.PartMerges = ix.PartMerges()
+	return nil
+}
+
+// PersistAndReopen checkpoints ix (built by LoadCohort) into the store's
+// directory, drops it, and opens it again from the files, as a restart
+// does. The checkpoint covers everything, whether the index persisted
+// while loading or not.
+func PersistAndReopen(ctx context.Context, ix *index.Index, s *IndexStore) (*index.Index, PersistStats, error) {
+	var st PersistStats
+	db, ws, dir := s.db, uint32(benchWS), s.Dir
 	o := index.LoadOptions{Dir: dir}
-	ix.Persist(ws, o)
+	if s.Every == 0 {
+		s.attach(ix)
+	} else if err := ix.Checkpoint(db, func() error { return nil }); err != nil {
+		// (With a checkpoint in flight, that one is waited for and
+		// installed; the timed ones below are the load's last.)
+		return nil, st, fmt.Errorf("checkpoint: %w", err)
+	}
+	var err error
 	t := time.Now()
 	if err := ix.Checkpoint(db, func() error { return nil }); err != nil {
 		return nil, st, fmt.Errorf("checkpoint: %w", err)
@@ -94,6 +204,9 @@ func PersistAndReopen(ctx context.Context, ix *index.Index, dir string) (*index.
 	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			st.FileBytes += fi.Size()
+			if strings.HasSuffix(fi.Name(), ".col") {
+				st.PartFiles++
+			}
 		}
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -48,12 +49,17 @@ func rawData(t testing.TB, d Data) []oracle.Input {
 func TestSuiteAgainstOracle(t *testing.T) {
 	for _, inOrder := range []bool{false, true} {
 		t.Run(fmt.Sprintf("inOrder=%v", inOrder), func(t *testing.T) {
-			testSuiteAgainstOracle(t, Data{Profiles: 1500, Events: 30000, Seed: 3, InOrder: inOrder})
+			testSuiteAgainstOracle(t, Data{Profiles: 1500, Events: 30000, Seed: 3, InOrder: inOrder}, 0)
 		})
 	}
+	// Persisted while loading, as the server does (a checkpoint every
+	// 2,000 events, parts merged), then reopened from the files.
+	t.Run("persisted", func(t *testing.T) {
+		testSuiteAgainstOracle(t, Data{Profiles: 1500, Events: 30000, Seed: 3, InOrder: true}, 2000)
+	})
 }
 
-func testSuiteAgainstOracle(t *testing.T, d Data) {
+func testSuiteAgainstOracle(t *testing.T, d Data, checkpointEvents int) {
 	suite, err := ParseSuite(Suite)
 	if err != nil {
 		t.Fatal(err)
@@ -61,9 +67,28 @@ func testSuiteAgainstOracle(t *testing.T, d Data) {
 	if len(suite) < 15 {
 		t.Fatalf("the suite has %d conditions, want at least 15", len(suite))
 	}
-	ix, st, err := LoadCohort(context.Background(), d, LoadOptions{Batch: 777})
+	var store *IndexStore
+	if checkpointEvents > 0 {
+		if store, err = OpenIndexStore(filepath.Join(t.TempDir(), "ix"), checkpointEvents); err != nil {
+			t.Fatal(err)
+		}
+		store.Unthrottled = true
+		defer store.Close()
+	}
+	ix, st, err := LoadCohort(context.Background(), d, LoadOptions{Batch: 777, Store: store})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if store != nil {
+		re, _, err := PersistAndReopen(context.Background(), ix, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer re.Close()
+		if store.Checkpoints < 10 || store.PartMerges < 3 {
+			t.Fatalf("%d checkpoints and %d merged parts while loading: the test must cover more", store.Checkpoints, store.PartMerges)
+		}
+		ix = re
 	}
 	if !d.InOrder {
 		ix.SetScanParallel(3, 1, 0) // every scan split over three workers
