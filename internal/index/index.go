@@ -751,6 +751,17 @@ func (x *Index) traitFast(t *traitIdx, test *condition.Test, now time.Time) (*ro
 	}
 	scalarOK := func(s condition.Scalar) bool { return s.Type != model.DateTime && !test.IgnoreCase }
 	switch test.Op {
+	case condition.OpExists, condition.OpNotExists:
+		// The profiles with the key, less those whose value is null: one
+		// operation over the live profiles, not a pass over every value.
+		has := t.keys
+		if e := t.vals[canonKey(nil)]; e != nil {
+			has = roaring.AndNot(t.keys, e.bitmap())
+		}
+		if test.Op == condition.OpExists {
+			return roaring.And(has, x.all), true
+		}
+		return roaring.AndNot(x.all, has), true
 	case condition.OpEq, condition.OpNeq:
 		if !scalarOK(test.Scalar) {
 			return nil, false

@@ -340,3 +340,44 @@ func TestCanonKeyMatchesCanonicalJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestTraitExists: exists and not_exists on a top-level trait (answered
+// from the key's profiles less those whose value is null) agree with
+// condition.Match on each live profile's value: true, false, null, an
+// object, an array, absent; after profiles are deleted or merged away.
+func TestTraitExists(t *testing.T) {
+	x := New()
+	vals := []any{true, false, nil, map[string]any{"a": 1.0}, []any{}, "x", 0.0}
+	want := map[uint32]any{}
+	c := &ingest.Changes{}
+	for n := range uint32(40) {
+		traits := map[string]any{"plan": "free"}
+		if n%8 != 7 { // every eighth lacks the key
+			traits["vip"] = vals[int(n)%len(vals)]
+			want[n] = traits["vip"]
+		}
+		c.Profiles = append(c.Profiles, ingest.ProfileChange{Num: n, NewID: fmt.Sprint("u", n), New: traits})
+	}
+	x.Apply(c)
+	gone := &ingest.Changes{Deleted: []uint32{2}, Merges: []ingest.Merge{{Src: 9, Dst: 10}}}
+	for _, n := range []uint32{2, 9} {
+		gone.Profiles = append(gone.Profiles, ingest.ProfileChange{Num: n, OldID: fmt.Sprint("u", n), Old: map[string]any{"plan": "free", "vip": want[n]}})
+		delete(want, n)
+	}
+	x.Apply(gone)
+	now := time.Now()
+	for _, op := range []condition.Op{condition.OpExists, condition.OpNotExists} {
+		test := &condition.Test{Op: op}
+		got := x.Trait(&condition.Node{Kind: condition.Trait, Name: "vip", Test: test}, now)
+		exp := roaring.New()
+		for _, n := range x.all.ToArray() {
+			v, ok := want[n]
+			if test.Match(v, ok, now) {
+				exp.Add(n)
+			}
+		}
+		if !got.Equals(exp) {
+			t.Errorf("%s: got %v, want %v", op, got.ToArray(), exp.ToArray())
+		}
+	}
+}
