@@ -120,7 +120,9 @@ func (r *binReader) object() map[string]any {
 	return m
 }
 
-func decodeChanges(v []byte) (*ingest.Changes, error) {
+// decodeChanges decodes a journal entry's changes. Without events (a
+// replay of the profiles' side) its events carry their numbers only.
+func decodeChanges(v []byte, events bool) (*ingest.Changes, error) {
 	r := &binReader{b: v}
 	c := &ingest.Changes{}
 	for range r.count() {
@@ -136,8 +138,13 @@ func decodeChanges(v []byte) (*ingest.Changes, error) {
 		c.Profiles = append(c.Profiles, p)
 	}
 	for range r.count() {
-		e := ingest.EventAdded{Num: uint32(r.uvarint()), Seq: r.uvarint(), Name: string(r.bytes())}
-		e.Timestamp = time.Unix(0, r.varint()).UTC()
+		e := ingest.EventAdded{Num: uint32(r.uvarint()), Seq: r.uvarint()}
+		if name := r.bytes(); events { // else only the number is applied
+			e.Name = string(name)
+		}
+		if t := r.varint(); events {
+			e.Timestamp = time.Unix(0, t).UTC()
+		}
 		c.Events = append(c.Events, e)
 	}
 	if r.err != nil {
@@ -249,7 +256,7 @@ func (e *journalEntry) decode(r pebble.Reader, ws uint32, events bool) {
 	case len(v) == 0:
 		e.err = fmt.Errorf("index journal entry %d is empty: %w", e.seq, ErrCorrupt)
 	case v[0] == journalChanges:
-		if e.changes, e.err = decodeChanges(v[1:]); e.err != nil {
+		if e.changes, e.err = decodeChanges(v[1:], events); e.err != nil {
 			e.err = fmt.Errorf("index journal entry %d: %w", e.seq, e.err)
 			break
 		}
