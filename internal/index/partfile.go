@@ -84,8 +84,9 @@ func writePart(dir, name string, p *part) error {
 	hdr = append(hdr, partMagic...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, partVersion)
 	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(p.ids)))
+	hprof, hpos := p.sortedHeads()
 	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(p.prof)))
-	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(p.hprof)))
+	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(hprof)))
 	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(p.blocks)))
 	days := p.days
 	if days == nil {
@@ -112,8 +113,8 @@ func writePart(dir, name string, p *part) error {
 	section(bytesOf(p.prof))
 	section(bytesOf(p.ts))
 	section(bytesOf(p.next))
-	section(bytesOf(p.hprof))
-	section(bytesOf(p.hpos))
+	section(bytesOf(hprof))
+	section(bytesOf(hpos))
 	section(bytesOf(p.blocks))
 	for _, ids := range p.ids {
 		switch {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/cohortdb/cohort/internal/ingest"
@@ -265,6 +266,54 @@ func TestMergeSourceDroppedByRetention(t *testing.T) {
 		commit(time.Hour)
 		if err := x.Checkpoint(db, sync); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestSealedPartHeads: a part sealed and not written keeps its heads in
+// a map (no sort on the applier); its profiles, its chains' heads and
+// the sorted heads it is written with are those of the same part made
+// with sorted heads.
+func TestSealedPartHeads(t *testing.T) {
+	x := New()
+	x.sealEvents = 50
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	r := rand.New(rand.NewPCG(8, 8))
+	var want *roaring.Bitmap
+	for i := range 120 {
+		num := uint32(r.IntN(40))
+		x.Apply(&ingest.Changes{
+			Profiles: []ingest.ProfileChange{{Num: num, NewID: fmt.Sprint("u", num), New: map[string]any{}}},
+			Events:   []ingest.EventAdded{{Num: num, Seq: uint64(i + 1), Name: "e", Timestamp: now.Add(time.Duration(r.IntN(1000)) * time.Minute)}},
+		})
+	}
+	c := x.events["e"]
+	if len(c.parts) != 2 || c.parts[0].heads == nil {
+		t.Fatalf("%d parts, the first with heads in a map: %v", len(c.parts), c.parts[0].heads != nil)
+	}
+	c.prof, c.ts, c.next, c.blocks, c.byProf = nil, nil, nil, nil, map[uint32]int32{} // only the parts
+	want = roaring.New()
+	for _, p := range c.parts {
+		want.AddMany(p.prof)
+	}
+	if got := x.EventProfiles("e"); !got.Equals(want) {
+		t.Fatalf("EventProfiles %v, want %v", got.ToArray(), want.ToArray())
+	}
+	for _, p := range c.parts {
+		sorted := newPart(p.run, p.heads)
+		hp, pos := p.sortedHeads()
+		if !slices.Equal(hp, sorted.hprof) || !slices.Equal(pos, sorted.hpos) {
+			t.Fatal("sorted heads differ from newPart's")
+		}
+		for num := range uint32(41) {
+			a, aok := p.firstPos(num)
+			b, bok := sorted.firstPos(num)
+			if a != b || aok != bok {
+				t.Fatalf("profile %d: head %d %v, want %d %v", num, a, aok, b, bok)
+			}
+			if p.holdsAny(roaring.BitmapOf(num)) != bok {
+				t.Fatalf("profile %d: holdsAny says %v", num, !bok)
+			}
 		}
 	}
 }

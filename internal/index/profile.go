@@ -204,9 +204,7 @@ func (x *Index) EventProfiles(name string) *roaring.Bitmap {
 		add(num)
 	}
 	for _, p := range c.parts {
-		for _, num := range p.hprof {
-			add(num)
-		}
+		p.eachHead(add)
 	}
 	return out
 }

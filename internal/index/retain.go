@@ -153,12 +153,9 @@ func (p *part) holdsAny(set *roaring.Bitmap) bool {
 	if set.IsEmpty() {
 		return false
 	}
-	for _, n := range p.hprof {
-		if set.Contains(n) {
-			return true
-		}
-	}
-	return false
+	held := false
+	p.eachHead(func(n uint32) { held = held || set.Contains(n) })
+	return held
 }
 
 // uncount removes a deleted profile's events from the value counts and
