@@ -1,11 +1,9 @@
 package index
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -169,12 +167,7 @@ func TestMergeSourceDroppedByRetention(t *testing.T) {
 	db := memDB(t)
 	const ws = 5
 	ctx := context.Background()
-	var logged bytes.Buffer
-	opts := LoadOptions{Dir: t.TempDir(), SealEvents: 4, Logger: slog.New(slog.NewTextHandler(&logged, nil))}
-	x, err := Open(ctx, db, ws, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, opts, logged := openLogged(t, db, ws, 4)
 	defer func() { x.Close() }()
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	seq := uint64(0)

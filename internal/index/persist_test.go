@@ -156,6 +156,19 @@ func TestReopenEqualsLive(t *testing.T) {
 	}
 }
 
+// openLogged opens a persisted index in a new directory, with its log
+// kept (a test fails on an "unusable" checkpoint it reports).
+func openLogged(t *testing.T, db *pebble.DB, ws uint32, sealEvents int) (*Index, LoadOptions, *bytes.Buffer) {
+	t.Helper()
+	var logged bytes.Buffer
+	opts := LoadOptions{Dir: t.TempDir(), SealEvents: sealEvents, Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	x, err := Open(context.Background(), db, ws, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x, opts, &logged
+}
+
 // memDB is a store in memory, closed when the test ends.
 func memDB(t *testing.T) *pebble.DB {
 	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem()})
@@ -381,12 +394,7 @@ func TestMergeInstalledDuringCheckpoint(t *testing.T) {
 	db := memDB(t)
 	const ws = 4
 	ctx := context.Background()
-	var logged bytes.Buffer
-	opts := LoadOptions{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&logged, nil))}
-	x, err := Open(ctx, db, ws, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, opts, logged := openLogged(t, db, ws, 0)
 	defer func() { x.Close() }()
 	g := &changeGen{r: rand.New(rand.NewPCG(7, 7)), traits: map[uint32]map[string]any{}, now: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
 	commit := func() {
@@ -452,12 +460,7 @@ func TestJournalGapIsDamage(t *testing.T) {
 	db := memDB(t)
 	const ws = 5
 	ctx := context.Background()
-	var logged bytes.Buffer
-	opts := LoadOptions{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&logged, nil))}
-	x, err := Open(ctx, db, ws, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, opts, logged := openLogged(t, db, ws, 0)
 	defer x.Close()
 	g := &changeGen{r: rand.New(rand.NewPCG(3, 3)), traits: map[uint32]map[string]any{}, now: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
 	for i := range 6 {
