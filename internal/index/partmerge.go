@@ -52,11 +52,9 @@ func (x *Index) PartMerges() int { return x.partMerges }
 
 // partMerge is a merge planned by a checkpoint.
 type partMerge struct {
-	col   string  // the event name
-	from  []*part // consecutive parts of its column, oldest first
-	name  string  // the merged part's file
-	ncols int     // the column's property columns when planned
-	into  *part   // made by the checkpoint's goroutine
+	col  string  // the event name
+	from []*part // consecutive parts of its column, oldest first
+	name string  // the merged part's file
 }
 
 // planMerges plans a checkpoint's part merges, at most one per column,
@@ -72,7 +70,7 @@ func (x *Index) planMerges(ck *pending) map[*part]string {
 		if from == nil {
 			continue
 		}
-		m := &partMerge{col: name, from: from, name: fmt.Sprintf("p-%016x.col", x.nextPart), ncols: len(x.events[name].order)}
+		m := &partMerge{col: name, from: from, name: fmt.Sprintf("p-%016x.col", x.nextPart)}
 		x.nextPart++
 		ck.merges = append(ck.merges, m)
 		for i, p := range from {
@@ -85,31 +83,25 @@ func (x *Index) planMerges(ck *pending) map[*part]string {
 	return replaced
 }
 
-// writeMerges makes a checkpoint's merged parts, releases their sources
-// (scans: see StartCheckpoint), and writes, maps and checks the merged
-// parts' files. It runs on the checkpoint's goroutine.
+// writeMerges makes a checkpoint's merged parts one at a time, writes,
+// maps and checks each, then releases the sources (scans: see
+// StartCheckpoint). It runs on the checkpoint's goroutine.
 func (ck *pending) writeMerges(dir string, crashAt func(string) bool, scans *atomic.Int32) error {
 	if len(ck.merges) == 0 {
 		return nil
 	}
-	err := crashed(crashAt, "merge sources")
-	if err == nil {
-		for _, m := range ck.merges {
-			m.into = mergeParts(m.from, m.ncols)
-		}
-	}
-	scans.Add(-1) // the sources are read
-	if err != nil {
+	defer scans.Add(-1) // the sources are read, or never will be
+	if err := crashed(crashAt, "merge sources"); err != nil {
 		return err
 	}
 	for _, m := range ck.merges {
+		into := mergeParts(m.from) // garbage once written: the file is what FinishCheckpoint swaps in
 		if err := crashed(crashAt, "merged part"); err != nil {
 			return err
 		}
-		if err := writePart(dir, m.name, m.into); err != nil {
+		if err := writePart(dir, m.name, into); err != nil {
 			return err
 		}
-		m.into = nil // the file is what FinishCheckpoint swaps in
 		mp, err := openPart(dir, m.name)
 		if err != nil {
 			return err
@@ -143,12 +135,13 @@ func planPartMerge(parts []*part) []*part {
 	return nil
 }
 
-// mergeParts makes one part of consecutive parts of a column with ncols
-// property columns: their events in the same order, chained again.
-func mergeParts(from []*part, ncols int) *part {
-	n := 0
+// mergeParts makes one part of consecutive parts of a column: their
+// events in the same order, chained again. It has the property columns
+// any of them has (a column made later is missing from older parts).
+func mergeParts(from []*part) *part {
+	n, ncols := 0, 0
 	for _, p := range from {
-		n += p.len()
+		n, ncols = n+p.len(), max(ncols, len(p.ids))
 	}
 	c := &eventCol{byProf: map[uint32]int32{}, prof: make([]uint32, 0, n), ts: make([]int64, 0, n), next: make([]int32, 0, n)}
 	ids := make([]*idCol, ncols)

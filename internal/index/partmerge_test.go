@@ -96,7 +96,7 @@ func TestMergePartsKeepsEvents(t *testing.T) {
 		if len(c.parts) < 4 {
 			t.Fatalf("seed %d: %d parts", seed, len(c.parts))
 		}
-		m := mergeParts(c.parts, len(c.order))
+		m := mergeParts(c.parts)
 		type ev struct {
 			num uint32
 			ts  int64
@@ -234,6 +234,13 @@ func TestMergeSourceDroppedByRetention(t *testing.T) {
 	}
 	if x.partMerges != 0 {
 		t.Fatal("the merged part, which holds the dropped events, was swapped in")
+	}
+	if n := x.scans.Load(); n != 0 {
+		t.Fatalf("%d scans counted after the merge: dropped parts would stay mapped for ever", n)
+	}
+	commit(time.Hour) // the next commit unmaps what retention dropped
+	if parts[1].file.mm != nil {
+		t.Fatal("the dropped part is still mapped after the merge read it")
 	}
 	for _, p := range []*part{parts[0], parts[2], parts[3]} {
 		if !slices.Contains(x.events["e"].parts, p) {
