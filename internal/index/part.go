@@ -54,9 +54,9 @@ type part struct {
 	// ascending: a binary search finds a profile's chain.
 	hprof []uint32
 	hpos  []int32
-	// heads holds them instead in a part sealed and not written yet:
-	// sorting a million numbers took ~60 ms on the applier at each
-	// checkpoint; the checkpoint's goroutine sorts them as it writes.
+	// heads holds them instead in a part the writer made and did not
+	// write yet: sorting a million numbers took ~60 ms on the applier at
+	// each checkpoint; the checkpoint's goroutine sorts them as it writes.
 	heads map[uint32]int32
 	min   int64 // the part's time bounds
 	max   int64
@@ -87,8 +87,9 @@ func newPart(r run, heads map[uint32]int32) *part {
 	return p // presence by day is made when the part is written
 }
 
-// sealedPart is newPart without the sort: the heads stay in their map
-// until the part is written.
+// sealedPart is newPart without the sort, for the parts the writer makes
+// (sealed heads, retention's copies): the heads stay in their map until
+// the checkpoint's goroutine writes the part.
 func sealedPart(r run, heads map[uint32]int32) *part {
 	p := &part{run: r, heads: heads}
 	p.bounds()

@@ -142,7 +142,7 @@ func (x *Index) compact(c *eventCol, cut, prev int64, lost *roaring.Bitmap) *eve
 		for k, col := range cols {
 			r.ids[k] = &col.ids
 		}
-		nc.parts = append(nc.parts, newPart(r, tmp.byProf))
+		nc.parts = append(nc.parts, sealedPart(r, tmp.byProf)) // its heads sorted when written
 	}
 	copyRun(c.head(), nc, nc.order)
 	return nc
