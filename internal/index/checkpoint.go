@@ -515,8 +515,9 @@ func (x *Index) newBase(db *pebble.DB, base string, seq uint64) error {
 
 // removeUnnamed deletes the files of the index directory that CURRENT
 // and the checkpoint files it names do not name, but for those of a merge
-// under way and those the live index maps. (Between checkpoints the live index may have dropped parts
-// the checkpoint on disk still names, and hold parts not written yet.)
+// or checkpoint under way and those the live index maps. (Between
+// checkpoints the live index may have dropped parts the checkpoint on
+// disk still names, and hold parts not written yet.)
 func (x *Index) removeUnnamed() error {
 	keep := map[string]bool{x.baseFile: true, x.ckptFile: true, currentFile: true}
 	if x.merge != nil {
