@@ -122,13 +122,9 @@ func (s *IndexStore) committed(ix *index.Index, c *ingest.Changes) error {
 	if _, err := ix.FinishMerge(s.db); err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
-	now, every := time.Now(), time.Hour
-	if s.Unthrottled { // a day later, with an interval never reached
-		now, every = now.Add(24*time.Hour), 1000*time.Hour
-	}
-	start := ix.StartCheckpoint
-	if s.Unthrottled {
-		start = ix.Checkpoint
+	now, every, start := time.Now(), time.Hour, ix.StartCheckpoint
+	if s.Unthrottled { // a day later, an interval never reached, waited for
+		now, every, start = now.Add(24*time.Hour), 1000*time.Hour, ix.Checkpoint
 	}
 	if ix.CheckpointDue(s.Every, every, now) {
 		if err := start(s.db, func() error { return nil }); err != nil {
