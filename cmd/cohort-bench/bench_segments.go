@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cohortdb/cohort/internal/bench"
+	"github.com/cohortdb/cohort/internal/index"
 )
 
 const benchSegmentsUsage = `Usage:
@@ -43,6 +44,9 @@ type segmentsOpts struct {
 	// checkpointEvents: persist while loading (IndexStore.Every).
 	checkpointEvents int
 	noPartMerge      bool
+	// keep leaves the index and its journal for a later run with reopen,
+	// which skips the load (to compare query code on one loaded index).
+	keep, reopen bool
 }
 
 func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
@@ -63,6 +67,8 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	fs.StringVar(&o.indexDir, "index-dir", "", "checkpoint the loaded index into `DIR` (part files and a checkpoint), open it again from there as a restart does, and run the suite on the reopened index (its event columns mapped from the files)")
 	fs.IntVar(&o.checkpointEvents, "checkpoint-events", 0, "with --index-dir, persist the index while loading as the server does with index.checkpoint_events: `N` (a checkpoint every N events, parts merged in the background); 0: one checkpoint after the load")
 	fs.BoolVar(&o.noPartMerge, "no-part-merge", false, "with --checkpoint-events, merge no parts (to measure what merging them buys)")
+	fs.BoolVar(&o.keep, "keep", false, "with --index-dir, leave the index and its journal (DIR.journal) on disk for a later --reopen")
+	fs.BoolVar(&o.reopen, "reopen", false, "skip the load: open the index a --keep run left in --index-dir (pass the same data flags) and run the suite on it")
 	fs.StringVar(&o.onlyCases, "cases", "", "comma-separated suite case names to run (default: all; referenced cases must be included)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -80,6 +86,9 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	}
 	if o.checkpointEvents < 0 || (o.checkpointEvents > 0 && o.indexDir == "") {
 		errs = append(errs, errors.New("--checkpoint-events needs --index-dir and must not be negative"))
+	}
+	if (o.keep || o.reopen) && o.indexDir == "" {
+		errs = append(errs, errors.New("--keep and --reopen need --index-dir"))
 	}
 	return o, errors.Join(errs...)
 }
@@ -115,6 +124,9 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if o.reopen {
+		return reopenSegments(ctx, o, suite, stdout, stderr)
+	}
 	fmt.Fprintf(stderr, "bench segments: loading %d profiles / %d events...\n", o.data.Profiles, o.data.Events)
 	stopLoad, err := startCPUProfile(o.loadProfile)
 	if err != nil {
@@ -125,7 +137,7 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if store, err = bench.OpenIndexStore(o.indexDir, o.checkpointEvents); err != nil {
 			return err
 		}
-		store.NoPartMerge = o.noPartMerge
+		store.NoPartMerge, store.Keep = o.noPartMerge, o.keep
 		defer store.Close()
 	}
 	t0 := time.Now()
@@ -162,6 +174,35 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 	}
+	if err := runSuite(ctx, o, suite, ix, ls, stdout, stderr); err != nil {
+		return err
+	}
+	if ps != nil {
+		printPersist(stdout, ls, ps)
+	}
+	return nil
+}
+
+// reopenSegments runs the suite on the index a --keep run left.
+func reopenSegments(ctx context.Context, o segmentsOpts, suite []bench.Parsed, stdout, stderr io.Writer) error {
+	store, err := bench.ReopenIndexStore(o.indexDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	t := time.Now()
+	ix, err := store.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	fmt.Fprintf(stderr, "bench segments: reopened %s in %s\n", o.indexDir, time.Since(t).Round(time.Millisecond))
+	ls := bench.LoadStats{Profiles: o.data.Profiles, Events: o.data.Events}
+	return runSuite(ctx, o, suite, ix, ls, stdout, stderr)
+}
+
+// runSuite times the suite on ix and prints the report.
+func runSuite(ctx context.Context, o segmentsOpts, suite []bench.Parsed, ix *index.Index, ls bench.LoadStats, stdout, stderr io.Writer) error {
 	stop, err := startCPUProfile(o.cpuprofile)
 	if err != nil {
 		return err
@@ -177,9 +218,6 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	printSegments(stdout, o, suite, ls, res, bench.ThisMachine())
-	if ps != nil {
-		printPersist(stdout, ls, ps)
-	}
 	fmt.Fprintf(stdout, "load average (1, 5, 15 min) before the evaluations: %s, after: %s\n", load0, bench.LoadAvg())
 	return nil
 }

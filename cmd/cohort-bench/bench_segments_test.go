@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,7 +23,7 @@ func TestBenchSegmentsFlags(t *testing.T) {
 		t.Errorf("--arrival random: %+v %v", o.data, err)
 	}
 	for _, bad := range [][]string{{"--profiles", "0"}, {"--runs", "0"}, {"--events", "-1"}, {"extra"}, {"--arrival", "sorted"},
-		{"--checkpoint-events", "5"}, {"--index-dir", "d", "--checkpoint-events", "-1"}} {
+		{"--checkpoint-events", "5"}, {"--index-dir", "d", "--checkpoint-events", "-1"}, {"--keep"}, {"--reopen"}} {
 		if _, err := parseSegmentsFlags(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -53,5 +54,36 @@ func TestBenchSegmentsSmall(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// TestBenchSegmentsReopen runs the suite on an index a --keep run left,
+// with --reopen: every case must have the size the loaded run gave.
+func TestBenchSegmentsReopen(t *testing.T) {
+	dir := t.TempDir() + "/ix"
+	data := []string{"--profiles", "500", "--events", "5000", "--runs", "1", "--index-dir", dir}
+	sizes := func(args ...string) map[string]string {
+		var out, errOut bytes.Buffer
+		if err := benchSegments(context.Background(), append(slices.Clone(data), args...), &out, &errOut); err != nil {
+			t.Fatalf("%q: %v\n%s", args, err, errOut.String())
+		}
+		got := map[string]string{}
+		for _, line := range strings.Split(out.String(), "\n") {
+			// | # | condition | leaves | size | ...
+			if f := strings.Split(line, " | "); len(f) > 4 {
+				got[f[1]] = f[3]
+			}
+		}
+		return got
+	}
+	loaded := sizes("--keep")
+	reopened := sizes("--reopen")
+	for _, c := range bench.Suite {
+		if loaded[c.Name] == "" || loaded[c.Name] != reopened[c.Name] {
+			t.Errorf("%s: %q members loaded, %q reopened", c.Name, loaded[c.Name], reopened[c.Name])
+		}
+	}
+	if _, err := bench.ReopenIndexStore(t.TempDir() + "/none"); err == nil {
+		t.Error("reopened a directory no run kept")
 	}
 }

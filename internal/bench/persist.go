@@ -62,6 +62,8 @@ type IndexStore struct {
 	// parts installed.
 	Checkpoints, PartMerges int
 	Held                    time.Duration
+	// Keep leaves the journal on disk at Close, for a later ReopenIndexStore.
+	Keep bool
 }
 
 // benchWS is the workspace of a benchmark's persisted index.
@@ -80,9 +82,30 @@ func OpenIndexStore(dir string, every int) (*IndexStore, error) {
 	return &IndexStore{Dir: dir, db: db, Every: every}, nil
 }
 
-// Close closes the journal's store and deletes it.
+// ReopenIndexStore opens the IndexStore a run with Keep left in dir.
+func ReopenIndexStore(dir string) (*IndexStore, error) {
+	path := filepath.Clean(dir) + ".journal"
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("reopen %s: no journal a kept run left: %w", dir, err)
+	}
+	db, err := pebble.Open(path, &pebble.Options{FS: vfs.Default, Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("reopen %s: %w", dir, err)
+	}
+	return &IndexStore{Dir: dir, db: db, Keep: true}, nil
+}
+
+// Open opens the index the store holds, as a restart does.
+func (s *IndexStore) Open(ctx context.Context) (*index.Index, error) {
+	return index.Open(ctx, s.db, benchWS, index.LoadOptions{Dir: s.Dir})
+}
+
+// Close closes the journal's store and, unless Keep, deletes it.
 func (s *IndexStore) Close() error {
 	err := s.db.Close()
+	if s.Keep {
+		return err
+	}
 	return errors.Join(err, os.RemoveAll(filepath.Clean(s.Dir)+".journal"))
 }
 
