@@ -77,7 +77,7 @@ type accum struct {
 func (a *accum) bytesPerProfile() int {
 	switch a.mode {
 	case accCells:
-		return 4 + 32
+		return 4 + 16
 	case accMask:
 		return 4 + 8
 	}
@@ -163,16 +163,7 @@ func (a *accum) apply(es []uint64) {
 			cnt[num]++
 		}
 	case accCells:
-		for _, e := range es {
-			num := uint32(e >> 32)
-			if cnt[num] == 0 {
-				touched = append(touched, num)
-			}
-			cnt[num]++
-			if f := a.nums[uint32(e)]; !math.IsNaN(f) {
-				s.cells[num].add(f)
-			}
-		}
+		touched = a.applyCells(es, touched)
 	case accMask:
 		for _, e := range es {
 			num := uint32(e >> 32)
@@ -197,4 +188,34 @@ func (a *accum) apply(es []uint64) {
 		}
 	}
 	s.touched = touched
+}
+
+// applyCells is apply for numeric aggregates, one loop per function.
+func (a *accum) applyCells(es []uint64, touched []uint32) []uint32 {
+	s := a.s
+	cnt, cells, nums := s.cnt, s.cells, a.nums
+	for _, e := range es {
+		num := uint32(e >> 32)
+		if cnt[num] == 0 {
+			touched = append(touched, num)
+		}
+		cnt[num]++
+		f := nums[uint32(e)]
+		if math.IsNaN(f) {
+			continue
+		}
+		c := &cells[num]
+		switch {
+		case c.n == 0:
+			c.v = f
+		case s.op == opSum:
+			c.v += f
+		case s.op == opMin:
+			c.v = min(c.v, f)
+		default:
+			c.v = max(c.v, f)
+		}
+		c.n++
+	}
+	return touched
 }

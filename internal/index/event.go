@@ -124,8 +124,9 @@ type scratch struct {
 	cnt     []uint32
 	touched []uint32
 	list    []uint32
-	// Numeric aggregates: the sum, the number of numeric values, min, max.
+	// Numeric aggregates, folded by op.
 	cells []aggCell
+	op    aggOp
 	// distinct: number<<32 | value id, then the count per number.
 	pairs  []uint64
 	mask   []uint64 // distinct over at most 64 values: a bit per value id
@@ -139,36 +140,49 @@ type scratch struct {
 	abuf   []uint32   // a block's aggregate value ids
 }
 
-// aggCell is one number's numeric aggregate, in one place so that an
-// event touches one cache line for it.
+// aggCell is one number's numeric aggregate: the scan's one function's
+// running value (the sum for sum and avg, else the min or the max) and
+// the number of numeric values. 16 bytes: at 10M profiles the cells are
+// 160 MB, and each is touched at random.
 type aggCell struct {
-	sum, min, max float64
-	n             uint32
+	v float64
+	n uint32
 }
 
-func (c *aggCell) add(f float64) {
-	if c.n == 0 || f < c.min {
-		c.min = f
+// aggOp is how a cell folds a value in: the scan's function.
+type aggOp uint8
+
+const (
+	opSum aggOp = iota // sum and avg
+	opMin
+	opMax
+)
+
+func opOf(fn condition.AggFn) aggOp {
+	switch fn {
+	case condition.FnMin:
+		return opMin
+	case condition.FnMax:
+		return opMax
 	}
-	if c.n == 0 || f > c.max {
-		c.max = f
-	}
-	c.n++
-	c.sum += f
+	return opSum
 }
 
-func (c *aggCell) merge(o *aggCell) {
-	if o.n == 0 {
+// merge folds another cell of the same scan into c.
+func (c *aggCell) merge(o *aggCell, op aggOp) {
+	switch {
+	case o.n == 0:
 		return
-	}
-	if c.n == 0 || o.min < c.min {
-		c.min = o.min
-	}
-	if c.n == 0 || o.max > c.max {
-		c.max = o.max
+	case c.n == 0:
+		c.v = o.v
+	case op == opSum:
+		c.v += o.v
+	case op == opMin:
+		c.v = min(c.v, o.v)
+	default:
+		c.v = max(c.v, o.v)
 	}
 	c.n += o.n
-	c.sum += o.sum
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
@@ -207,6 +221,7 @@ func (s *scratch) prepare(size int, agg *condition.Agg, masked bool) {
 		}
 	default:
 		s.cells = grow(s.cells, size)
+		s.op = opOf(agg.Fn)
 	}
 }
 
@@ -219,7 +234,7 @@ func (s *scratch) merge(o *scratch, mode accMode) {
 		s.cnt[num] += o.cnt[num]
 		switch mode {
 		case accCells:
-			s.cells[num].merge(&o.cells[num])
+			s.cells[num].merge(&o.cells[num], s.op)
 		case accMask:
 			s.mask[num] |= o.mask[num]
 		}
@@ -263,16 +278,14 @@ func grow[T any](s []T, n int) []T {
 func (s *scratch) result(fn condition.AggFn, root uint32) (float64, bool) {
 	switch fn {
 	case condition.FnSum:
-		return s.cells[root].sum, true
+		return s.cells[root].v, true
 	case condition.FnDistinct:
 		return float64(s.dcnt[root]), true
 	case condition.FnAvg:
 		c := &s.cells[root]
-		return c.sum / float64(c.n), c.n > 0
-	case condition.FnMin:
-		return s.cells[root].min, s.cells[root].n > 0
-	case condition.FnMax:
-		return s.cells[root].max, s.cells[root].n > 0
+		return c.v / float64(c.n), c.n > 0
+	case condition.FnMin, condition.FnMax:
+		return s.cells[root].v, s.cells[root].n > 0
 	}
 	return 0, false
 }
@@ -613,7 +626,7 @@ func (x *Index) toRoots(s *scratch, agg *condition.Agg, masked bool) {
 			s.mask[root] |= s.mask[num]
 		}
 		if agg != nil && agg.Fn != condition.FnDistinct {
-			s.cells[root].merge(&s.cells[num])
+			s.cells[root].merge(&s.cells[num], s.op)
 		}
 		s.clear(num)
 	}
