@@ -88,7 +88,7 @@ func LoadCohort(ctx context.Context, d Data, o LoadOptions) (*index.Index, LoadS
 		metrics.Read(sample)
 		return sample[0].Value.Uint64()
 	}
-	n, err := d.Walk(ctx, o.Batch, Sink{
+	n, err := d.WalkAhead(ctx, o.Batch, Sink{
 		Profiles: func(_ context.Context, ps []Profile) error {
 			c := &ingest.Changes{Profiles: make([]ingest.ProfileChange, len(ps))}
 			for i, p := range ps {

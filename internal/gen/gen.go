@@ -78,6 +78,16 @@ func AnonID(i int) string { return fmt.Sprintf("anon-%d", i) }
 // Identifies returns one identify message per profile, with traits.
 func (g *Generator) Identifies() []*model.Message {
 	out := make([]*model.Message, 0, g.cfg.Profiles)
+	for _, m := range g.EachIdentify {
+		out = append(out, m)
+	}
+	return out
+}
+
+// EachIdentify yields Identifies' messages one at a time, profile index
+// first (the same messages: at 40M profiles the slice would not fit in
+// memory). Like Identifies, it is called once, before Next.
+func (g *Generator) EachIdentify(yield func(int, *model.Message) bool) {
 	for i := range g.cfg.Profiles {
 		traits := map[string]any{
 			"plan": Plans[g.r.IntN(len(Plans))],
@@ -113,9 +123,10 @@ func (g *Generator) Identifies() []*model.Message {
 			g.anon[i] = true
 			m.UserID, m.AnonymousID = "", AnonID(i)
 		}
-		out = append(out, m)
+		if !yield(i, m) {
+			return
+		}
 	}
-	return out
 }
 
 // Next returns the next event message (and sometimes an identify or an
