@@ -600,6 +600,7 @@ func (x *Index) Close() error {
 		ck.unmap() // never installed
 	}
 	x.stopMerge()
+	x.scratch.close()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var first error

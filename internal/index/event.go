@@ -54,8 +54,8 @@ func (x *Index) event(ctx context.Context, n *condition.Node, now time.Time, yie
 	if ok, present := presenceOnly(n); ok {
 		return x.presence(col, n, now, present, yield)
 	}
-	s := getScratch()
-	defer putScratch(s)
+	s := x.scratch.get()
+	defer x.scratch.put(s)
 	x.scan(ctx, col, n, now, s, yield)
 	// Decide every touched root; the others have count 0 and no values.
 	// With zeroOK the answer is all but the touched roots that fail, else
@@ -185,12 +185,8 @@ func (c *aggCell) merge(o *aggCell, op aggOp) {
 	c.n += o.n
 }
 
-var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
-
-func getScratch() *scratch { return scratchPool.Get().(*scratch) }
-
-// putScratch clears what the scan set and returns s to the pool.
-func putScratch(s *scratch) {
+// reset clears what the scan set, for the next scan.
+func (s *scratch) reset() {
 	if s.sweep() {
 		clear(s.cnt[:min(s.size, len(s.cnt))])
 		clear(s.cells[:min(s.size, len(s.cells))])
@@ -202,7 +198,6 @@ func putScratch(s *scratch) {
 		}
 	}
 	s.touched, s.list, s.pairs = s.touched[:0], s.list[:0], s.pairs[:0]
-	scratchPool.Put(s)
 }
 
 // sweep tells whether so many of the scan's profile numbers were touched
@@ -337,8 +332,8 @@ func (x *Index) presence(col *eventCol, n *condition.Node, now time.Time, has, y
 		defer x.scans.Add(-1)
 		x.mu.RUnlock()
 	}
-	s := getScratch()
-	defer putScratch(s)
+	s := x.scratch.get()
+	defer x.scratch.put(s)
 	list, bms := present(runs, days, f, lo, hi, s.list[:0], nil)
 	s.list = list
 	raw := roaring.FastOr(append(bms, s.bitmapOf(list, size))...)
@@ -371,7 +366,7 @@ func (x *Index) presence(col *eventCol, n *condition.Node, now time.Time, has, y
 // runs of blocks counted by parallel workers into scratches of their own,
 // then merged into s.
 func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now time.Time, s *scratch, yield bool) {
-	p := scanPlan{ctx: ctx, runs: col.snapshot(), size: int(x.maxNum), bytes: x.partBytes, aggK: -1, checkEvery: max(x.yieldEvery, 1)}
+	p := scanPlan{ctx: ctx, scratch: &x.scratch, runs: col.snapshot(), size: int(x.maxNum), bytes: x.partBytes, aggK: -1, checkEvery: max(x.yieldEvery, 1)}
 	p.lo, p.hi = x.window(n, now)
 	s.size = p.size
 	s.cnt = grow(s.cnt, p.size)
@@ -491,7 +486,7 @@ func scanAll(s *scratch, p *scanPlan, blocks []uint64, workers int, agg *conditi
 	parts := make([]*scratch, workers)
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
-		o := getScratch()
+		o := p.scratch.get()
 		o.size = p.size
 		o.cnt = grow(o.cnt, p.size)
 		o.prepare(p.size, agg, masked)
@@ -503,7 +498,7 @@ func scanAll(s *scratch, p *scanPlan, blocks []uint64, workers int, agg *conditi
 	wg.Wait()
 	for _, o := range parts[1:] {
 		s.merge(o, p.mode)
-		putScratch(o)
+		p.scratch.put(o)
 	}
 }
 
@@ -520,6 +515,7 @@ func (x *Index) scanSplit(nblocks, size int) int {
 // scanPlan is what every worker of one scan shares, read only.
 type scanPlan struct {
 	ctx        context.Context // scanBlocks stops when it is done
+	scratch    *scratches      // the index's, for the workers' scratches
 	runs       []*run
 	lo, hi     int64 // the window, inclusive, in Unix nanoseconds
 	size       int   // profile numbers

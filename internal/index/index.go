@@ -79,8 +79,9 @@ type Index struct {
 	closed       bool // Close was called: no commit may reach it
 	// scans counts the yielding scans running (EventYielding): parts that
 	// Retain drops are unmapped only when none is (dead holds them until).
-	scans atomic.Int32
-	dead  []*part
+	scans   atomic.Int32
+	dead    []*part
+	scratch scratches // scans' state between scans (scratches.go)
 	// crashAt, set by tests, stops a checkpoint at a stage (see crash).
 	crashAt func(stage string) bool
 }
