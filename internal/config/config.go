@@ -41,6 +41,9 @@ type Config struct {
 type Index struct {
 	CheckpointEvents   int      `yaml:"checkpoint_events"`   // events since the last checkpoint
 	CheckpointInterval Duration `yaml:"checkpoint_interval"` // time since the last one, when anything changed
+	// PartialCacheBytes bounds, per workspace, the partial aggregates of
+	// parts that event scans keep (0: none).
+	PartialCacheBytes int `yaml:"partial_cache_bytes"`
 }
 
 // Limits protect a workspace from clients that misbehave.
@@ -74,7 +77,7 @@ func Default() Config {
 		Retention: Duration(90 * 24 * time.Hour),
 
 		ChangeLogHorizon: Duration(7 * 24 * time.Hour),
-		Index:            Index{CheckpointEvents: 1_000_000, CheckpointInterval: Duration(5 * time.Minute)},
+		Index:            Index{CheckpointEvents: 1_000_000, CheckpointInterval: Duration(5 * time.Minute), PartialCacheBytes: 512 << 20},
 		Limits: Limits{
 			MaxEventNames:      1000,
 			MaxProperties:      255,
@@ -170,6 +173,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Index.CheckpointEvents < 1 {
 		bad("index.checkpoint_events: %d must be at least 1", c.Index.CheckpointEvents)
+	}
+	if c.Index.PartialCacheBytes < 0 {
+		bad("index.partial_cache_bytes: %d must not be negative", c.Index.PartialCacheBytes)
 	}
 	if c.Index.CheckpointInterval < Duration(time.Second) {
 		bad("index.checkpoint_interval: %s must be at least 1s", time.Duration(c.Index.CheckpointInterval))

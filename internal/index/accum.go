@@ -155,6 +155,18 @@ func (a *accum) apply(es []uint64) {
 	cnt, touched := s.cnt, s.touched
 	switch a.mode {
 	case accCount:
+		if s.init != accCount { // an aggregate whose column no event has
+			s.touched = touched
+			for _, e := range es {
+				num := uint32(e >> 32)
+				if cnt[num] == 0 {
+					s.firstTouch(num)
+				}
+				cnt[num]++
+			}
+			touched = s.touched
+			break
+		}
 		for _, e := range es {
 			num := uint32(e >> 32)
 			if cnt[num] == 0 {
@@ -169,6 +181,7 @@ func (a *accum) apply(es []uint64) {
 			num := uint32(e >> 32)
 			if cnt[num] == 0 {
 				touched = append(touched, num)
+				s.mask[num] = 0 // not cleared after a sweep (reset)
 			}
 			cnt[num]++
 			if id := uint32(e); !math.IsNaN(a.nums[id]) {
@@ -198,6 +211,7 @@ func (a *accum) applyCells(es []uint64, touched []uint32) []uint32 {
 		num := uint32(e >> 32)
 		if cnt[num] == 0 {
 			touched = append(touched, num)
+			cells[num] = aggCell{} // not cleared after a sweep (reset)
 		}
 		cnt[num]++
 		f := nums[uint32(e)]

@@ -601,6 +601,7 @@ func (x *Index) Close() error {
 	}
 	x.stopMerge()
 	x.scratch.close()
+	x.SetPartials(0, 0)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var first error

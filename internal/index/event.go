@@ -60,15 +60,7 @@ func (x *Index) event(ctx context.Context, n *condition.Node, now time.Time, yie
 	// Decide every touched root; the others have count 0 and no values.
 	// With zeroOK the answer is all but the touched roots that fail, else
 	// the touched roots that pass: either way one list.
-	keep := func(root uint32) bool {
-		if hasCnt && !cnt.Match(int64(s.cnt[root])) {
-			return false
-		}
-		if n.Aggregate != nil && !n.Aggregate.Match(s.result(n.Aggregate.Fn, root)) {
-			return false
-		}
-		return true
-	}
+	keep := newDecider(n, cnt, hasCnt, s).keep
 	list := s.list[:0]
 	if s.sweep() {
 		// Most profiles were touched: visit the counts in number order
@@ -127,6 +119,9 @@ type scratch struct {
 	// Numeric aggregates, folded by op.
 	cells []aggCell
 	op    aggOp
+	// init: the per-number state prepare set up besides the count
+	// (accCells, accMask or accCount: none), set by firstTouch.
+	init accMode
 	// distinct: number<<32 | value id, then the count per number.
 	pairs  []uint64
 	mask   []uint64 // distinct over at most 64 values: a bit per value id
@@ -188,16 +183,29 @@ func (c *aggCell) merge(o *aggCell, op aggOp) {
 // reset clears what the scan set, for the next scan.
 func (s *scratch) reset() {
 	if s.sweep() {
+		// Cells and masks are not cleared: a scan sets a number's when it
+		// first touches it (its count is 0), and reads only those of
+		// numbers it touched. At 10M profiles they are 160 and 80 MB.
 		clear(s.cnt[:min(s.size, len(s.cnt))])
-		clear(s.cells[:min(s.size, len(s.cells))])
 		clear(s.dcnt[:min(s.size, len(s.dcnt))])
-		clear(s.mask[:min(s.size, len(s.mask))])
 	} else {
 		for _, n := range s.touched {
 			s.clear(n)
 		}
 	}
 	s.touched, s.list, s.pairs = s.touched[:0], s.list[:0], s.pairs[:0]
+}
+
+// firstTouch lists number n as touched and sets its cells or mask (as
+// prepare chose), which the last scan may have left (reset), to empty.
+func (s *scratch) firstTouch(n uint32) {
+	s.touched = append(s.touched, n)
+	switch s.init {
+	case accCells:
+		s.cells[n] = aggCell{}
+	case accMask:
+		s.mask[n] = 0
+	}
 }
 
 // sweep tells whether so many of the scan's profile numbers were touched
@@ -207,16 +215,19 @@ func (s *scratch) sweep() bool { return len(s.touched) > s.size/32 }
 
 // prepare sizes the arrays the aggregate needs besides the counts.
 func (s *scratch) prepare(size int, agg *condition.Agg, masked bool) {
+	s.init = accCount
 	switch {
 	case agg == nil:
 	case agg.Fn == condition.FnDistinct:
 		s.dcnt = grow(s.dcnt, size)
 		if masked {
 			s.mask = grow(s.mask, size)
+			s.init = accMask
 		}
 	default:
 		s.cells = grow(s.cells, size)
 		s.op = opOf(agg.Fn)
+		s.init = accCells
 	}
 }
 
@@ -224,7 +235,7 @@ func (s *scratch) prepare(size int, agg *condition.Agg, masked bool) {
 func (s *scratch) merge(o *scratch, mode accMode) {
 	add := func(num uint32) {
 		if s.cnt[num] == 0 {
-			s.touched = append(s.touched, num)
+			s.firstTouch(num)
 		}
 		s.cnt[num] += o.cnt[num]
 		switch mode {
@@ -267,22 +278,6 @@ func grow[T any](s []T, n int) []T {
 		return s
 	}
 	return append(s, make([]T, n-len(s))...)
-}
-
-// result is root's aggregate, as condition.AggState.Result gives it.
-func (s *scratch) result(fn condition.AggFn, root uint32) (float64, bool) {
-	switch fn {
-	case condition.FnSum:
-		return s.cells[root].v, true
-	case condition.FnDistinct:
-		return float64(s.dcnt[root]), true
-	case condition.FnAvg:
-		c := &s.cells[root]
-		return c.v / float64(c.n), c.n > 0
-	case condition.FnMin, condition.FnMax:
-		return s.cells[root].v, s.cells[root].n > 0
-	}
-	return 0, false
 }
 
 // window is the leaf's window at now in Unix nanoseconds, inclusive,
@@ -367,6 +362,7 @@ func (x *Index) presence(col *eventCol, n *condition.Node, now time.Time, has, y
 // then merged into s.
 func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now time.Time, s *scratch, yield bool) {
 	p := scanPlan{ctx: ctx, scratch: &x.scratch, runs: col.snapshot(), size: int(x.maxNum), bytes: x.partBytes, aggK: -1, checkEvery: max(x.yieldEvery, 1)}
+	parts := slices.Clone(col.parts) // p.runs[:len(parts)] are theirs
 	p.lo, p.hi = x.window(n, now)
 	s.size = p.size
 	s.cnt = grow(s.cnt, p.size)
@@ -422,10 +418,20 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 	}
 	s.prepare(p.size, agg, masked)
 
-	// The blocks whose time bounds meet the window, in every run.
+	// The spans of parts whose kept share the scan folds in (partial.go),
+	// and the other blocks whose time bounds meet the window.
+	key := partialLeaf(n, p.mode)
+	covered := x.partials.covered(&p, parts, key)
 	blocks := s.blocks[:0]
+	next := 0 // the first covered span not behind the block
 	for r, rn := range p.runs {
 		for b, bl := range rn.blocks {
+			for next < len(covered) && (covered[next].r < r || covered[next].r == r && covered[next].to <= b) {
+				next++
+			}
+			if next < len(covered) && covered[next].r == r && b >= covered[next].from {
+				continue
+			}
 			if bl.max >= p.lo && bl.min <= p.hi {
 				blocks = append(blocks, uint64(r)<<32|uint64(b))
 			}
@@ -444,6 +450,7 @@ func (x *Index) scan(ctx context.Context, col *eventCol, n *condition.Node, now 
 		x.mu.RUnlock()
 	}
 	scanAll(s, &p, blocks, workers, agg, masked)
+	x.foldPartials(s, &p, parts, covered, key, agg, masked)
 	if distinct && !masked {
 		slices.Sort(s.pairs) // still without the lock
 	}
@@ -614,8 +621,8 @@ func (x *Index) toRoots(s *scratch, agg *condition.Agg, masked bool) {
 			continue
 		}
 		moved[num] = root
-		if s.cnt[root] == 0 {
-			s.touched = append(s.touched, root) // the root had no events of its own
+		if s.cnt[root] == 0 { // the root had no events of its own
+			s.firstTouch(root)
 		}
 		s.cnt[root] += s.cnt[num]
 		if masked {

@@ -79,9 +79,11 @@ type Index struct {
 	closed       bool // Close was called: no commit may reach it
 	// scans counts the yielding scans running (EventYielding): parts that
 	// Retain drops are unmapped only when none is (dead holds them until).
-	scans   atomic.Int32
-	dead    []*part
-	scratch scratches // scans' state between scans (scratches.go)
+	scans atomic.Int32
+	dead  []*part
+	// partials: the parts' kept shares of event leaves (partial.go).
+	partials *partials
+	scratch  scratches // scans' state between scans (scratches.go)
 	// crashAt, set by tests, stops a checkpoint at a stage (see crash).
 	crashAt func(stage string) bool
 }
@@ -227,6 +229,7 @@ func New() *Index {
 		all: roaring.New(), parent: map[uint32]uint32{}, kids: map[uint32][]uint32{}, merged: roaring.New(), deleted: roaring.New(),
 		traits: map[string]*traitIdx{}, events: map[string]*eventCol{}, retainFrom: math.MinInt64,
 		scanWorkers: min(runtime.GOMAXPROCS(0), 4), scanMinEvents: 1 << 20, scanPerProfile: 2, yieldEvery: 64,
+		partials: newPartials(defaultPartialBytes),
 	}
 }
 

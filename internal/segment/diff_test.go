@@ -367,6 +367,11 @@ func TestDifferentialAgainstOracle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reopened.Close()
+	// The reopened index folds every part wholly inside a window from its
+	// kept partial aggregates (made at the first scan that needs one); the
+	// loaded one too, with a budget so small that it evicts all the time.
+	reopened.SetPartials(64<<20, 1)
+	loaded.SetPartials(2<<10, 1)
 	if files, _ := filepath.Glob(filepath.Join(dir, "p-*.col")); len(files) < 10 {
 		t.Fatalf("%d part files: the test must cross parts on disk", len(files))
 	}
@@ -439,12 +444,14 @@ func TestDifferentialAgainstOracle(t *testing.T) {
 		if !fast.Members.Equals(want) {
 			t.Fatalf("condition %d %s: the loaded index without criteria gives %d members, oracle %d", i, src, fast.Members.GetCardinality(), want.GetCardinality())
 		}
-		re, err := segment.Evaluate(reopened, n, now, refFn, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !re.Members.Equals(want) {
-			t.Fatalf("condition %d %s: the reopened index gives %d members, oracle %d", i, src, re.Members.GetCardinality(), want.GetCardinality())
+		for range 2 { // the second from the partials the first made
+			re, err := segment.Evaluate(reopened, n, now, refFn, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !re.Members.Equals(want) {
+				t.Fatalf("condition %d %s: the reopened index gives %d members, oracle %d", i, src, re.Members.GetCardinality(), want.GetCardinality())
+			}
 		}
 		for j, c := range got.Criteria {
 			if c.Path != leaves[j].Path || c.Size != crit[j] {
@@ -454,6 +461,12 @@ func TestDifferentialAgainstOracle(t *testing.T) {
 		if c := want.GetCardinality(); c > 0 && c < uint64(len(raw)) {
 			nonTrivial++
 		}
+	}
+	if bytes, hits, made := reopened.PartialStats(); hits < 500 || made < 100 {
+		t.Errorf("reopened index: %d partials made, %d used, %d bytes kept: the test must cover them", made, hits, bytes)
+	}
+	if bytes, _, made := loaded.PartialStats(); made < 1000 || bytes > 2<<10 {
+		t.Errorf("loaded index: %d partials made, %d bytes kept: the test must cover eviction within the budget", made, bytes)
 	}
 	// The generator must produce conditions that split the population, or
 	// the comparison proves little.

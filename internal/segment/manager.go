@@ -156,6 +156,9 @@ type Options struct {
 	// events) a query's event scan lets the applier in (default 64); tests
 	// set 1.
 	ScanYieldBlocks int
+	// PartialBytes bounds each index's kept partial aggregates of parts
+	// (index.SetPartials; config index.partial_cache_bytes; 0: none).
+	PartialBytes int
 	// ParallelFrom, when not 0, is how many touched profiles a step needs
 	// for them to be decided on several goroutines (default 64); tests
 	// set 1.
@@ -219,6 +222,7 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 	m := &Manager{st: st, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
 		spaces: map[uint32]*space{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.registerPartials(opts.Registerer)
 	m.dur.init()
 	m.idle = sync.NewCond(&m.inflightMu)
 	wss, err := st.Workspaces()
@@ -232,9 +236,7 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 		if err != nil {
 			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
 		}
-		if opts.ScanYieldBlocks > 0 {
-			ix.SetScanYield(opts.ScanYieldBlocks)
-		}
+		m.tune(ix)
 		sp := &space{ix: ix, segs: map[string]*seg{}}
 		if err := m.loadSegments(sp, w.Num); err != nil {
 			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
@@ -400,9 +402,7 @@ func (m *Manager) space(w *ingest.Workspace) *space {
 		// A workspace made since the start: nothing of it is stored yet.
 		ix := index.New()
 		ix.Persist(w.Num, m.indexOptions(w.Num, nil))
-		if m.opts.ScanYieldBlocks > 0 {
-			ix.SetScanYield(m.opts.ScanYieldBlocks)
-		}
+		m.tune(ix)
 		sp = &space{ws: w, ix: ix, segs: map[string]*seg{}}
 		sp.publish(nil)
 		m.spaces[w.Num] = sp
@@ -768,4 +768,42 @@ func compact(raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	return buf.Bytes()
+}
+
+// tune applies the options' query settings to a workspace's index.
+func (m *Manager) tune(ix *index.Index) {
+	if m.opts.ScanYieldBlocks > 0 {
+		ix.SetScanYield(m.opts.ScanYieldBlocks)
+	}
+	ix.SetPartials(m.opts.PartialBytes, 0)
+}
+
+// registerPartials exports the indexes' kept partial aggregates of parts
+// (index.PartialStats), summed over the workspaces.
+func (m *Manager) registerPartials(reg prometheus.Registerer) {
+	if reg == nil {
+		return
+	}
+	sum := func(pick func(bytes int, hits, made uint64) float64) func() float64 {
+		return func() float64 {
+			m.mu.RLock()
+			defer m.mu.RUnlock()
+			var v float64
+			for _, sp := range m.spaces {
+				v += pick(sp.ix.PartialStats())
+			}
+			return v
+		}
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cohort_index_partial_bytes",
+			Help: "Bytes of the partial aggregates of parts the indexes keep (index.partial_cache_bytes)."},
+			sum(func(b int, _, _ uint64) float64 { return float64(b) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cohort_index_partial_hits_total",
+			Help: "Event scans of a part answered from its kept partial aggregate."},
+			sum(func(_ int, h, _ uint64) float64 { return float64(h) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cohort_index_partials_made_total",
+			Help: "Partial aggregates of parts made and kept by event scans."},
+			sum(func(_ int, _, n uint64) float64 { return float64(n) })),
+	)
 }

@@ -115,6 +115,7 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 		Progress: o.Progress, IndexDir: filepath.Join(cfg.Data, "index"),
 		CheckpointEvents: cmp.Or(o.CheckpointEvents, cfg.Index.CheckpointEvents), CheckpointEvery: time.Duration(cfg.Index.CheckpointInterval),
 		SealEvents: o.SealEvents, ScanYieldBlocks: o.ScanYieldBlocks, ParallelFrom: o.ParallelFrom,
+		PartialBytes: cfg.Index.PartialCacheBytes,
 	})
 	if err == nil {
 		err = ctx.Err()
