@@ -218,6 +218,8 @@ func runSuite(ctx context.Context, o segmentsOpts, suite []bench.Parsed, ix *ind
 		return err
 	}
 	printSegments(stdout, o, suite, ls, res, bench.ThisMachine())
+	pb, hits, made := ix.PartialStats()
+	fmt.Fprintf(stdout, "partial aggregates of parts kept after the suite: %.1f MB (%d made, %d used; index.partial_cache_bytes)\n", float64(pb)/1e6, made, hits)
 	fmt.Fprintf(stdout, "load average (1, 5, 15 min) before the evaluations: %s, after: %s\n", load0, bench.LoadAvg())
 	return nil
 }
