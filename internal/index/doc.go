@@ -29,7 +29,11 @@
 // damaged or stale.
 //
 // An event scan counts qualifying events into dense per-profile arrays,
-// partitioned by profile range when those outgrow the cache (accum.go).
+// partitioned by profile range when those outgrow the cache (accum.go),
+// kept by the index between scans (scratches.go). The stretches of parts
+// wholly inside a leaf's window are folded from partial aggregates kept
+// per part, stretch and leaf (partial.go); the touched profiles are then
+// decided against the count and aggregate (decide.go).
 //
 // Events stay under the profile number they were recorded with; merged
 // numbers map to their root at evaluation time, and deleted numbers are
