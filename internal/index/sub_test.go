@@ -151,8 +151,13 @@ func TestNumericRangeBuckets(t *testing.T) {
 	now := time.Now()
 	for round := range 8 {
 		x.RLock()
-		for _, src := range []string{`{"trait":"ltv","op":"gt","value":80}`, `{"trait":"ltv","op":"between","value":[10.25,200]}`,
-			`{"trait":"ltv","op":"lte","value":123.5}`, `{"trait":"ltv","op":"lt","value":3}`, `{"trait":"ltv","op":"gte","value":0}`} {
+		srcs := []string{`{"trait":"ltv","op":"gt","value":80}`, `{"trait":"ltv","op":"between","value":[10.25,200]}`,
+			`{"trait":"ltv","op":"lte","value":123.5}`, `{"trait":"ltv","op":"lt","value":3}`, `{"trait":"ltv","op":"gte","value":0}`}
+		for range 20 { // ends anywhere among the buckets, big and small
+			lo := float64(r.IntN(1000)) / 4
+			srcs = append(srcs, fmt.Sprintf(`{"trait":"ltv","op":"between","value":[%g,%g]}`, lo, lo+float64(r.IntN(1000))/4))
+		}
+		for _, src := range srcs {
 			n, err := condition.Parse([]byte(src))
 			if err != nil {
 				t.Fatal(err)
