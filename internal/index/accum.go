@@ -148,40 +148,29 @@ func (a *accum) flush() {
 }
 
 // apply counts events into the dense arrays, listing each number the
-// first time it is touched. One loop per mode, so that the mode is not
-// decided per event.
+// first time it is touched (firstTouch, which also sets up its cells or
+// mask as prepare chose: an aggregate whose column no event has is
+// counted in accCount mode over prepared cells). One loop per mode, so
+// that the mode is not decided per event.
 func (a *accum) apply(es []uint64) {
 	s := a.s
-	cnt, touched := s.cnt, s.touched
+	cnt := s.cnt
 	switch a.mode {
 	case accCount:
-		if s.init != accCount { // an aggregate whose column no event has
-			s.touched = touched
-			for _, e := range es {
-				num := uint32(e >> 32)
-				if cnt[num] == 0 {
-					s.firstTouch(num)
-				}
-				cnt[num]++
-			}
-			touched = s.touched
-			break
-		}
 		for _, e := range es {
 			num := uint32(e >> 32)
 			if cnt[num] == 0 {
-				touched = append(touched, num)
+				s.firstTouch(num)
 			}
 			cnt[num]++
 		}
 	case accCells:
-		touched = a.applyCells(es, touched)
+		a.applyCells(es)
 	case accMask:
 		for _, e := range es {
 			num := uint32(e >> 32)
 			if cnt[num] == 0 {
-				touched = append(touched, num)
-				s.mask[num] = 0 // not cleared after a sweep (reset)
+				s.firstTouch(num)
 			}
 			cnt[num]++
 			if id := uint32(e); !math.IsNaN(a.nums[id]) {
@@ -192,7 +181,7 @@ func (a *accum) apply(es []uint64) {
 		for _, e := range es {
 			num := uint32(e >> 32)
 			if cnt[num] == 0 {
-				touched = append(touched, num)
+				s.firstTouch(num)
 			}
 			cnt[num]++
 			if !math.IsNaN(a.nums[uint32(e)]) {
@@ -200,18 +189,17 @@ func (a *accum) apply(es []uint64) {
 			}
 		}
 	}
-	s.touched = touched
 }
 
-// applyCells is apply for numeric aggregates, one loop per function.
-func (a *accum) applyCells(es []uint64, touched []uint32) []uint32 {
+// applyCells is apply for numeric aggregates; the cell folds each value
+// by the scan's function (s.op, the same for every event).
+func (a *accum) applyCells(es []uint64) {
 	s := a.s
 	cnt, cells, nums := s.cnt, s.cells, a.nums
 	for _, e := range es {
 		num := uint32(e >> 32)
 		if cnt[num] == 0 {
-			touched = append(touched, num)
-			cells[num] = aggCell{} // not cleared after a sweep (reset)
+			s.firstTouch(num)
 		}
 		cnt[num]++
 		f := nums[uint32(e)]
@@ -231,5 +219,4 @@ func (a *accum) applyCells(es []uint64, touched []uint32) []uint32 {
 		}
 		c.n++
 	}
-	return touched
 }
