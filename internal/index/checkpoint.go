@@ -442,6 +442,10 @@ func (x *Index) FinishCheckpoint(db *pebble.DB) (time.Duration, error) {
 		return 0, err
 	}
 	x.ckptSeq, x.ckptFile, x.ckptParts, x.lastCkpt = ck.seq, ck.name, ck.files, time.Now()
+	// The events of the entries through it are in the event columns now.
+	if err := db.DeleteRange(store.JournalEventsKey(x.ws, 0), store.JournalEventsKey(x.ws, ck.seq+1), pebble.NoSync); err != nil {
+		return 0, fmt.Errorf("trim index journal's events: %w", err)
+	}
 	x.ckptTook = ck.held + x.lastCkpt.Sub(start)
 	x.lastEventSeq = max(x.lastEventSeq, ck.storeSeq)
 	if full {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -25,8 +26,15 @@ import (
 
 // Journal entry kinds.
 const (
-	journalChanges = 'c' // an ingest.Changes
-	journalRetain  = 'r' // a Retain's cut (i64 Unix ns)
+	// journalProfiles is a commit's changes but its events: merges,
+	// deletions, profiles, then how many events it added and one more
+	// than their greatest profile number. The events themselves are in a
+	// record of their own (store.JournalEventsKey), deleted by the next
+	// checkpoint of the event columns: the entry stays until the next
+	// base, and a start after many checkpoints reads only this side.
+	journalProfiles = 'p'
+	journalChanges  = 'c' // a whole ingest.Changes, events included (written before the split; still read)
+	journalRetain   = 'r' // a Retain's cut (i64 Unix ns)
 )
 
 // Journal records c, just applied, in b (the batch committing it). It
@@ -36,11 +44,20 @@ func (x *Index) Journal(b *pebble.Batch, c *ingest.Changes) error {
 	if x.dir == "" {
 		return nil
 	}
-	v, err := encodeChanges(c)
+	v, err := encodeProfiles(c)
 	if err != nil {
 		return err
 	}
-	return x.journal(b, v)
+	if err := x.journal(b, v); err != nil {
+		return err
+	}
+	if len(c.Events) == 0 {
+		return nil
+	}
+	if err := b.Set(store.JournalEventsKey(x.ws, x.jseq), encodeEvents(c.Events), nil); err != nil {
+		return fmt.Errorf("index journal: %w", err)
+	}
+	return nil
 }
 
 // JournalRetain records a Retain to from in b.
@@ -62,9 +79,11 @@ func (x *Index) journal(b *pebble.Batch, v []byte) error {
 	return nil
 }
 
-func encodeChanges(c *ingest.Changes) ([]byte, error) {
-	b := make([]byte, 0, 64+len(c.Events)*160)
-	b = append(b, journalChanges)
+// encodeProfiles encodes the entry of c: its profiles' side, and how many
+// events it has and their greatest profile number.
+func encodeProfiles(c *ingest.Changes) ([]byte, error) {
+	b := make([]byte, 0, 64+len(c.Profiles)*64)
+	b = append(b, journalProfiles)
 	b = binary.AppendUvarint(b, uint64(len(c.Merges)))
 	for _, m := range c.Merges {
 		b = binary.AppendUvarint(b, uint64(m.Src))
@@ -90,16 +109,27 @@ func encodeChanges(c *ingest.Changes) ([]byte, error) {
 			b = appendBytes(b, js)
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(c.Events)))
+	var top uint32
 	for _, e := range c.Events {
+		top = max(top, e.Num+1)
+	}
+	b = binary.AppendUvarint(b, uint64(len(c.Events)))
+	return binary.AppendUvarint(b, uint64(top)), nil
+}
+
+// encodeEvents encodes an entry's events: each one's profile number, seq,
+// name and time. The properties are not copied: the stored event (in the
+// same commit) is read back at replay by its key.
+func encodeEvents(evs []ingest.EventAdded) []byte {
+	b := make([]byte, 0, 8+len(evs)*40)
+	b = binary.AppendUvarint(b, uint64(len(evs)))
+	for _, e := range evs {
 		b = binary.AppendUvarint(b, uint64(e.Num))
 		b = binary.AppendUvarint(b, e.Seq)
 		b = appendBytes(b, []byte(e.Name))
 		b = binary.AppendVarint(b, e.Timestamp.UnixNano())
-		// The properties are not copied: the stored event (in the same
-		// commit) is read back at replay by its key.
 	}
-	return b, nil
+	return b
 }
 
 func appendBytes(b, s []byte) []byte {
@@ -120,11 +150,8 @@ func (r *binReader) object() map[string]any {
 	return m
 }
 
-// decodeChanges decodes a journal entry's changes. Without events (a
-// replay of the profiles' side) its events carry their numbers only.
-func decodeChanges(v []byte, events bool) (*ingest.Changes, error) {
-	r := &binReader{b: v}
-	c := &ingest.Changes{}
+// decodeProfiles decodes the profiles' side of an entry into c.
+func decodeProfiles(r *binReader, c *ingest.Changes) {
 	for range r.count() {
 		c.Merges = append(c.Merges, ingest.Merge{Src: uint32(r.uvarint()), Dst: uint32(r.uvarint())})
 	}
@@ -137,6 +164,11 @@ func decodeChanges(v []byte, events bool) (*ingest.Changes, error) {
 		p.Old, p.New = r.object(), r.object()
 		c.Profiles = append(c.Profiles, p)
 	}
+}
+
+// decodeEvents decodes an entry's events into c. Without events (a
+// replay of the profiles' side) they carry their numbers only.
+func decodeEvents(r *binReader, c *ingest.Changes, events bool) {
 	for range r.count() {
 		e := ingest.EventAdded{Num: uint32(r.uvarint()), Seq: r.uvarint()}
 		if name := r.bytes(); events { // else only the number is applied
@@ -147,10 +179,6 @@ func decodeChanges(v []byte, events bool) (*ingest.Changes, error) {
 		}
 		c.Events = append(c.Events, e)
 	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	return c, nil
 }
 
 // replay applies the journal entries after x.jseq from r, through seq
@@ -221,6 +249,7 @@ func (x *Index) replay(ctx context.Context, r pebble.Reader, to, profilesThrough
 			if e.changes != nil { // a Retain changes only event columns
 				x.mu.Lock()
 				x.apply(e.changes, false)
+				x.maxNum = max(x.maxNum, e.top)
 				x.mu.Unlock()
 			}
 		case e.changes != nil:
@@ -240,48 +269,97 @@ type journalEntry struct {
 	seq     uint64
 	raw     []byte
 	changes *ingest.Changes // a changes entry
+	top     uint32          // one more than its events' greatest profile number, when they are not decoded
 	cut     int64           // a retain entry
 	err     error
 	done    chan struct{} // closed once decoded
 }
 
-// decode decodes the entry and, when events is set, reads its events'
-// properties from the store (r, workspace ws). An event no longer stored
-// (its user deleted, its day past retention, later in the journal) is
-// left out: what drops it follows in the journal, and nothing else
-// refers to it.
+// decode decodes the entry and, when events is set, reads its events and
+// their properties from the store (r, workspace ws).
 func (e *journalEntry) decode(r pebble.Reader, ws uint32, events bool) {
+	defer func() { e.raw = nil }()
 	v := e.raw
 	switch {
 	case len(v) == 0:
 		e.err = fmt.Errorf("index journal entry %d is empty: %w", e.seq, ErrCorrupt)
+		return
+	case v[0] == journalProfiles:
+		br := &binReader{b: v[1:]}
+		e.changes = &ingest.Changes{}
+		decodeProfiles(br, e.changes)
+		n, top := int(br.uvarint()), uint32(br.uvarint())
+		if br.err != nil {
+			e.err = fmt.Errorf("index journal entry %d: %w", e.seq, br.err)
+			return
+		}
+		if !events || n == 0 {
+			e.top = top
+			return
+		}
+		if e.err = e.readEvents(r, ws, n); e.err != nil {
+			return
+		}
 	case v[0] == journalChanges:
-		if e.changes, e.err = decodeChanges(v[1:], events); e.err != nil {
-			e.err = fmt.Errorf("index journal entry %d: %w", e.seq, e.err)
-			break
+		br := &binReader{b: v[1:]}
+		e.changes = &ingest.Changes{}
+		decodeProfiles(br, e.changes)
+		decodeEvents(br, e.changes, events)
+		if br.err != nil {
+			e.err = fmt.Errorf("index journal entry %d: %w", e.seq, br.err)
+			return
 		}
-		if !events {
-			break
-		}
-		evs := e.changes.Events[:0]
-		for _, ev := range e.changes.Events {
-			st, ok, err := store.ReadEvent(r, ws, ev.Num, ev.Timestamp, ev.Seq)
-			if err != nil {
-				e.err = fmt.Errorf("index journal entry %d: event %d: %w", e.seq, ev.Seq, err)
-				break
-			}
-			if ok {
-				ev.Properties = st.Properties
-				evs = append(evs, ev)
-			}
-		}
-		e.changes.Events = evs
 	case v[0] == journalRetain && len(v) == 9:
 		e.cut = int64(binary.LittleEndian.Uint64(v[1:]))
+		return
 	default:
 		e.err = fmt.Errorf("index journal entry %d of kind %q and %d bytes: %w", e.seq, v[0], len(v), ErrCorrupt)
+		return
 	}
-	e.raw = nil
+	if events {
+		e.err = e.readProperties(r, ws)
+	}
+}
+
+// readEvents decodes the entry's record of its n events.
+func (e *journalEntry) readEvents(r pebble.Reader, ws uint32, n int) error {
+	v, closer, err := r.Get(store.JournalEventsKey(ws, e.seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("index journal entry %d names %d events and their record is missing: %w", e.seq, n, ErrCorrupt)
+	}
+	if err != nil {
+		return fmt.Errorf("index journal entry %d: read its events: %w", e.seq, err)
+	}
+	defer closer.Close()
+	br := &binReader{b: v}
+	decodeEvents(br, e.changes, true)
+	if br.err == nil && len(e.changes.Events) != n {
+		br.fail(fmt.Sprintf("%d events where the entry names %d", len(e.changes.Events), n))
+	}
+	if br.err != nil {
+		return fmt.Errorf("index journal entry %d: its events: %w", e.seq, br.err)
+	}
+	return nil
+}
+
+// readProperties reads the properties of the entry's events from the
+// store. An event no longer stored (its user deleted, its day past
+// retention, later in the journal) is left out: what drops it follows in
+// the journal, and nothing else refers to it.
+func (e *journalEntry) readProperties(r pebble.Reader, ws uint32) error {
+	evs := e.changes.Events[:0]
+	for _, ev := range e.changes.Events {
+		st, ok, err := store.ReadEvent(r, ws, ev.Num, ev.Timestamp, ev.Seq)
+		if err != nil {
+			return fmt.Errorf("index journal entry %d: event %d: %w", e.seq, ev.Seq, err)
+		}
+		if ok {
+			ev.Properties = st.Properties
+			evs = append(evs, ev)
+		}
+	}
+	e.changes.Events = evs
+	return nil
 }
 
 // lastJournalSeq is the seq of the last journal entry in r, or 0.

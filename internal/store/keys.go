@@ -21,7 +21,8 @@ const (
 	tagReject    = 'r'  // r ws seq → rejection record (JSON)
 	tagSchema    = 's'  // s ws kind name → schema entry (JSON)
 	tagEventName = 'n'  // n ws name → u32 event-name id
-	tagJournal   = 'J'  // J ws seq → one commit's index changes, until the index's next checkpoint
+	tagJournal   = 'J'  // J ws seq → one commit's index changes but its events, until the index's next base
+	tagJournalEv = 'E'  // E ws seq → the events of journal entry seq, until the index's next checkpoint
 )
 
 // Sub-tags of event keys: the primary copy by profile, and the name index.
@@ -215,3 +216,10 @@ func JournalKey(ws uint32, seq uint64) []byte { return appendU64(wsKey(tagJourna
 
 // JournalRange is a workspace's journal keys: [lo, hi).
 func JournalRange(ws uint32) (lo, hi []byte) { return wsRange(tagJournal, ws) }
+
+// JournalEventsKey is the key of the events of the index journal's entry
+// seq, kept apart from the entry: a checkpoint of the event columns makes
+// them useless long before the entry's profiles' side is.
+func JournalEventsKey(ws uint32, seq uint64) []byte {
+	return appendU64(wsKey(tagJournalEv, ws, 8), seq)
+}
