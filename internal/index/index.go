@@ -807,8 +807,7 @@ func (x *Index) traitFast(t *traitIdx, test *condition.Test, now time.Time) (*ro
 			}
 			hi, hiIncl = test.Scalar.Num, test.Op == condition.OpLte
 		}
-		parts := t.numRange(lo, loIncl, hi, hiIncl)
-		return roaring.FastOr(parts...), true
+		return union(t.numRange(lo, loIncl, hi, hiIncl)), true
 	}
 	return nil, false
 }
@@ -866,7 +865,7 @@ func (x *Index) instFast(t *traitIdx, test *condition.Test, now time.Time) (bm *
 	if !ok {
 		return nil, false, true
 	}
-	bm = roaring.FastOr(parts...)
+	bm = union(parts)
 	if negate {
 		bm = roaring.AndNot(x.all, bm)
 	}
