@@ -57,6 +57,9 @@ type peersOpts struct {
 	pgURL string
 	dir   string
 	cases string
+	// indexDir: Cohort's index kept by a segments run, opened instead of
+	// loaded.
+	indexDir string
 	// engines to run (nil: all); save: write the result here; merge:
 	// saved results to combine instead of running.
 	engines map[string]bool
@@ -77,6 +80,7 @@ func parsePeersFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&o.batch, "batch", 20000, "rows per load batch")
 	fs.StringVar(&o.pgURL, "pg-url", "", "PostgreSQL connection URL (default $COHORT_PG_URL, else a private server)")
 	fs.StringVar(&o.dir, "dir", "", "directory for the DuckDB database file, created if missing (default a temporary directory, removed afterwards)")
+	fs.StringVar(&o.indexDir, "index-dir", "", "Cohort's side opens the index a `cohort-bench segments --keep --index-dir DIR` run left (same data flags; persisted as the server does) instead of loading the data set into memory")
 	fs.StringVar(&o.cases, "cases", "", "comma-separated suite case names to run (default: all; referenced cases must be included)")
 	engines := fs.String("engines", strings.Join(bench.Engines, ","), "comma-separated engines to run: cohort, postgres, duckdb")
 	fs.StringVar(&o.save, "save", "", "write the result as JSON to `FILE`, for --merge")
@@ -131,7 +135,7 @@ func benchPeers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	load0 := bench.LoadAvg()
 	res, err := bench.RunPeers(ctx, bench.PeersOptions{
 		Data: o.data, Runs: o.runs, PGURL: o.pgURL, PGTuning: bench.BenchPGTuning,
-		Dir: o.dir, Batch: o.batch, Suite: suite, Log: stderr, Engines: o.engines,
+		Dir: o.dir, Batch: o.batch, Suite: suite, Log: stderr, Engines: o.engines, IndexDir: o.indexDir,
 	})
 	if res != nil && res.Cases != nil {
 		res.Notes = append(res.Notes, bench.RunNote{Engines: res.Ran, Machine: bench.ThisMachine().String(), Build: "cohort " + buildinfo.String(),

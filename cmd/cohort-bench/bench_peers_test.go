@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +129,41 @@ func TestBenchPeersMerge(t *testing.T) {
 	}
 	if _, err := parsePeersFlags([]string{"--engines", "cohort,mysql"}, io.Discard, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), `unknown engine "mysql"`) {
 		t.Errorf("--engines mysql: %v", err)
+	}
+}
+
+// TestBenchPeersIndexDir: Cohort's side on the index a segments --keep run
+// left gives every condition the size of the data set loaded in memory,
+// and says it opened the files.
+func TestBenchPeersIndexDir(t *testing.T) {
+	dir := t.TempDir() + "/ix"
+	data := []string{"--profiles", "400", "--events", "4000"}
+	if err := benchSegments(context.Background(), append(slices.Clone(data), "--runs", "1", "--index-dir", dir, "--keep"), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) *bench.PeersResult {
+		t.Helper()
+		save := t.TempDir() + "/r.json"
+		args = append(slices.Clone(data), append(args, "--runs", "1", "--engines", "cohort", "--save", save)...)
+		if err := benchPeers(context.Background(), args, io.Discard, io.Discard); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		res, err := mergePeers([]string{save})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	loaded, opened := run(), run("--index-dir", dir)
+	if len(loaded.Cases) != len(bench.Suite) || len(opened.Cases) != len(loaded.Cases) {
+		t.Fatalf("%d and %d cases, want %d", len(loaded.Cases), len(opened.Cases), len(bench.Suite))
+	}
+	for i, c := range loaded.Cases {
+		if o := opened.Cases[i]; o.Name != c.Name || o.CohortSize != c.CohortSize {
+			t.Errorf("%s: %d members loaded, %s: %d opened from the files", c.Name, c.CohortSize, o.Name, o.CohortSize)
+		}
+	}
+	if v := opened.Engines[0].Version; !strings.Contains(v, "opened from files") {
+		t.Errorf("the opened run's engine says %q", v)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cohortdb/cohort/internal/index"
 	"github.com/cohortdb/cohort/internal/segment"
 )
 
@@ -40,7 +41,11 @@ type PeersOptions struct {
 	// Dir holds the DuckDB database file; empty: a temporary directory.
 	Dir   string
 	Batch int
-	Suite []Parsed
+	// IndexDir, when set, is an index a "cohort-bench segments --keep" run
+	// left (persisted as the server does): Cohort's side opens it, as a
+	// restart does, instead of loading the data set into memory.
+	IndexDir string
+	Suite    []Parsed
 	// Log receives progress.
 	Log io.Writer
 }
@@ -238,16 +243,19 @@ func RunPeers(ctx context.Context, o PeersOptions) (res *PeersResult, err error)
 		cases[i] = PeerCase{Name: c.Name, Leaves: len(c.Node.Leaves())}
 	}
 
-	// Generation alone, to tell it apart from the engines' load times.
-	t := time.Now()
-	if _, err := o.Data.Walk(ctx, o.Batch, Sink{
-		Profiles: func(context.Context, []Profile) error { return nil },
-		Events:   func(context.Context, []Event, []Patch) error { return nil },
-	}); err != nil {
-		return nil, err
+	// Generation alone, to tell it apart from the engines' load times
+	// (unless no engine loads it).
+	if want(EnginePostgres) || want(EngineDuckDB) || o.IndexDir == "" {
+		t := time.Now()
+		if _, err := o.Data.Walk(ctx, o.Batch, Sink{
+			Profiles: func(context.Context, []Profile) error { return nil },
+			Events:   func(context.Context, []Event, []Patch) error { return nil },
+		}); err != nil {
+			return nil, err
+		}
+		res.Generation = time.Since(t)
+		fmt.Fprintf(o.Log, "peers: generating the data set alone takes %s\n", res.Generation.Round(time.Millisecond))
 	}
-	res.Generation = time.Since(t)
-	fmt.Fprintf(o.Log, "peers: generating the data set alone takes %s\n", res.Generation.Round(time.Millisecond))
 
 	res.Cases = cases
 	if want(EngineCohort) {
@@ -318,15 +326,12 @@ func ratio(peer, cohort time.Duration) float64 {
 }
 
 func runCohortSide(ctx context.Context, o PeersOptions, now time.Time, cases []PeerCase, res *PeersResult) error {
-	fmt.Fprintf(o.Log, "peers: loading Cohort...\n")
-	ix, st, err := LoadCohort(ctx, o.Data, LoadOptions{Batch: o.Batch})
+	ix, stats, done, err := openCohort(ctx, o)
 	if err != nil {
 		return err
 	}
-	res.Engines = append(res.Engines, EngineStats{
-		Engine: "Cohort", Version: "in-process index", Load: st.Wall, Memory: int64(st.IndexBytes()),
-		Note: fmt.Sprintf("index.Apply %s of it; %.0f B/profile; memory only", st.Apply.Round(time.Millisecond), st.BytesPerProfile()),
-	})
+	defer done()
+	res.Engines = append(res.Engines, stats)
 	refs := Refs{}
 	for i, c := range o.Suite {
 		runs, size, err := timeRuns(ctx, o.Runs, func() (uint64, error) {
@@ -344,6 +349,40 @@ func runCohortSide(ctx context.Context, o PeersOptions, now time.Time, cases []P
 		fmt.Fprintf(o.Log, "peers: Cohort     %-24s %10d  %s\n", c.Name, size, cases[i].Cohort)
 	}
 	return nil
+}
+
+// openCohort loads the data set into an index in memory, or opens the
+// one kept in o.IndexDir; done closes what it opened.
+func openCohort(ctx context.Context, o PeersOptions) (ix *index.Index, st EngineStats, done func(), err error) {
+	if o.IndexDir == "" {
+		fmt.Fprintf(o.Log, "peers: loading Cohort...\n")
+		ix, st, err := LoadCohort(ctx, o.Data, LoadOptions{Batch: o.Batch})
+		if err != nil {
+			return nil, EngineStats{}, nil, err
+		}
+		return ix, EngineStats{
+			Engine: "Cohort", Version: "in-process index", Load: st.Wall, Memory: int64(st.IndexBytes()),
+			Note: fmt.Sprintf("index.Apply %s of it; %.0f B/profile; memory only", st.Apply.Round(time.Millisecond), st.BytesPerProfile()),
+		}, func() { ix.Close() }, nil
+	}
+	fmt.Fprintf(o.Log, "peers: opening Cohort's index in %s...\n", o.IndexDir)
+	s, err := ReopenIndexStore(o.IndexDir)
+	if err != nil {
+		return nil, EngineStats{}, nil, err
+	}
+	heap0 := HeapInuse()
+	t := time.Now()
+	if ix, err = s.Open(ctx); err != nil {
+		s.Close()
+		return nil, EngineStats{}, nil, err
+	}
+	took, heap := time.Since(t), HeapInuse()-min(heap0, HeapInuse())
+	done = func() { ix.Close(); s.Close() }
+	return ix, EngineStats{
+		Engine: "Cohort", Version: "in-process index, opened from files", Load: took, Memory: int64(heap),
+		Note: fmt.Sprintf("index.Open of %s (a segments --keep run); load is the open; memory is the Go heap, the event columns are mapped files; %.0f B/profile",
+			o.IndexDir, float64(heap)/float64(max(o.Data.Profiles, 1))),
+	}, done, nil
 }
 
 // timeRuns calls f once untimed (its size is the answer), then runs times,
