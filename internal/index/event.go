@@ -60,25 +60,22 @@ func (x *Index) event(ctx context.Context, n *condition.Node, now time.Time, yie
 	// Decide every touched root; the others have count 0 and no values.
 	// With zeroOK the answer is all but the touched roots that fail, else
 	// the touched roots that pass: either way one list.
-	keep := newDecider(n, cnt, hasCnt, s).keep
-	list := s.list[:0]
+	d := newDecider(n, cnt, hasCnt, s)
+	var bm *roaring.Bitmap
 	if s.sweep() {
 		// Most profiles were touched: visit the counts in number order
 		// (sequential memory) rather than in the order first touched.
-		for root, c := range s.cnt[:s.size] {
-			if c != 0 && keep(uint32(root)) != zeroOK {
-				list = append(list, uint32(root))
-			}
-		}
+		bm = d.sweepBitmap(zeroOK, int(x.maxNum))
 	} else {
+		list := s.list[:0]
 		for _, root := range s.touched {
-			if keep(root) != zeroOK {
+			if d.keep(root) != zeroOK {
 				list = append(list, root)
 			}
 		}
+		s.list = list
+		bm = s.bitmapOf(list, int(x.maxNum))
 	}
-	s.list = list
-	bm := s.bitmapOf(list, int(x.maxNum))
 	if zeroOK {
 		return roaring.AndNot(x.all, bm)
 	}
