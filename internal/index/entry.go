@@ -129,27 +129,15 @@ func (e *valEntry) bitmap() *roaring.Bitmap {
 	return roaring.New()
 }
 
-// orInto adds the value's profiles to dst.
-func (e *valEntry) orInto(dst *roaring.Bitmap) {
+// set makes bm the profiles holding the value (building a derived
+// index): one profile is kept as a number, more as the bitmap.
+func (e *valEntry) set(bm *roaring.Bitmap) {
+	e.n, e.bm = int64(bm.GetCardinality()), nil
 	switch {
-	case e.bm != nil:
-		dst.Or(e.bm)
 	case e.n == 1:
-		dst.Add(e.single)
-	}
-}
-
-// union adds the profiles of o to e (building a derived index).
-func (e *valEntry) union(o *valEntry) {
-	switch {
-	case o.bm != nil:
-		if e.bm == nil {
-			e.bm = e.bitmap().Clone()
-		}
-		e.bm.Or(o.bm)
-		e.n = int64(e.bm.GetCardinality())
-	case o.n == 1:
-		e.add(o.single)
+		e.single = bm.Minimum()
+	case e.n > 1:
+		e.bm = bm
 	}
 }
 

@@ -435,19 +435,29 @@ func (t *traitIdx) sub(rest string) *traitIdx {
 		return s
 	}
 	s := newTraitIdx()
+	// Each derived value's profiles are gathered and unioned once: an
+	// Or per source value into a growing bitmap copied its arrays at each
+	// step (address.city over 10M near-unique addresses: seconds).
+	var all gather
+	of := map[*valEntry]*gather{}
 	for _, e := range t.vals {
 		v, ok := subValue(e.value(), true, rest)
 		if !ok {
 			continue
 		}
-		e.orInto(s.keys)
+		all.add(e)
 		key := canonKey(v)
 		se := s.vals[key]
 		if se == nil {
 			se = newValEntry(storedValue(v, key))
 			s.vals[key] = se
+			of[se] = &gather{}
 		}
-		se.union(e)
+		of[se].add(e)
+	}
+	s.keys = union(all.bitmaps())
+	for se, g := range of {
+		se.set(union(g.bitmaps()))
 	}
 	s.numDirty = true
 	if t.subs == nil {

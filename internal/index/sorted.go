@@ -34,15 +34,23 @@ func (s *sortedVals[K]) add(k K, e *valEntry) {
 	s.vals = append(s.vals, e)
 }
 
-func (s *sortedVals[K]) sort() { sort.Sort(byKey[K]{s}) }
-
-type byKey[K cmp.Ordered] struct{ s *sortedVals[K] }
-
-func (b byKey[K]) Len() int           { return len(b.s.keys) }
-func (b byKey[K]) Less(i, j int) bool { return b.s.keys[i] < b.s.keys[j] }
-func (b byKey[K]) Swap(i, j int) {
-	b.s.keys[i], b.s.keys[j] = b.s.keys[j], b.s.keys[i]
-	b.s.vals[i], b.s.vals[j] = b.s.vals[j], b.s.vals[i]
+// sort sorts the values by key. It sorts (key, entry) pairs in one slice:
+// sort.Sort over the two slices made every comparison and swap an
+// interface call, most of the first range query over a near-unique trait
+// (ltv at 10M profiles: 6-9 s).
+func (s *sortedVals[K]) sort() {
+	type kv struct {
+		k K
+		e *valEntry
+	}
+	pairs := make([]kv, len(s.keys))
+	for i, k := range s.keys {
+		pairs[i] = kv{k, s.vals[i]}
+	}
+	slices.SortFunc(pairs, func(a, b kv) int { return cmp.Compare(a.k, b.k) })
+	for i, p := range pairs {
+		s.keys[i], s.vals[i] = p.k, p.e
+	}
 }
 
 // rangeParts returns the bitmaps whose union is the profiles with a key

@@ -76,6 +76,18 @@ func TestDottedTraitKeptCurrent(t *testing.T) {
 				t.Fatalf("round %d, %s: index %d profiles, brute force %d", round, src, got.GetCardinality(), want.GetCardinality())
 			}
 		}
+		// The derived index's keys: the profiles whose object has the path.
+		for _, rest := range []string{"city", "zip"} {
+			want := roaring.New()
+			for num, tr := range traits {
+				if _, ok := subValue(tr["address"], tr["address"] != nil, rest); ok {
+					want.Add(num)
+				}
+			}
+			if got := x.traits["address"].sub(rest).keys; !got.Equals(want) {
+				t.Fatalf("round %d: address.%s has %d keys, brute force %d", round, rest, got.GetCardinality(), want.GetCardinality())
+			}
+		}
 	}
 	for round := range 6 {
 		check(round) // the first round builds the derived indexes

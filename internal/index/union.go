@@ -40,7 +40,15 @@ func denseUnion(parts []*roaring.Bitmap) *roaring.Bitmap {
 	// Whole containers (1,024 words), so that FromDense copies none.
 	words := make([]uint64, (uint64(top)/65536+1)*1024)
 	buf := make([]uint32, 4096)
+	set := func(v uint32) bool {
+		words[v>>6] |= 1 << (v & 63)
+		return true
+	}
 	for _, p := range parts {
+		if p.GetCardinality() < 256 {
+			p.Iterate(set) // a many-iterator is an allocation per part
+			continue
+		}
 		it := p.ManyIterator()
 		for n := it.NextMany(buf); n > 0; n = it.NextMany(buf) {
 			for _, v := range buf[:n] {
