@@ -168,4 +168,4 @@ func (g *gather) bitmaps() []*roaring.Bitmap {
 }
 
 // union is the union of what was gathered.
-func (g *gather) union() *roaring.Bitmap { return roaring.FastOr(g.bitmaps()...) }
+func (g *gather) union() *roaring.Bitmap { return union(g.bitmaps()) }

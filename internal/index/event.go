@@ -59,7 +59,7 @@ func (x *Index) event(ctx context.Context, n *condition.Node, now time.Time, yie
 	x.scan(ctx, col, n, now, s, yield)
 	// Decide every touched root; the others have count 0 and no values.
 	// With zeroOK the answer is all but the touched roots that fail, else
-	// the touched roots that pass: either way one list.
+	// the touched roots that pass: either way one set.
 	d := newDecider(n, cnt, hasCnt, s)
 	var bm *roaring.Bitmap
 	if s.sweep() {

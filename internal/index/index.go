@@ -455,9 +455,9 @@ func (t *traitIdx) sub(rest string) *traitIdx {
 		}
 		of[se].add(e)
 	}
-	s.keys = union(all.bitmaps())
+	s.keys = all.union()
 	for se, g := range of {
-		se.set(union(g.bitmaps()))
+		se.set(g.union())
 	}
 	s.numDirty = true
 	if t.subs == nil {

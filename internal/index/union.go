@@ -10,14 +10,15 @@ import (
 // 10M profiles) are faster merged (BenchmarkUnion).
 const denseUnionParts = 32
 
-// union is the union of parts, for those of a range (rangeParts). roaring's FastOr merges two array
-// containers by copying both into a new array, so a union of hundreds
-// of sparse parts (a range's buckets of a near-unique number trait at
-// 10M profiles: a few thousand bitmaps of ~20 numbers per container)
-// copies each container's growing array once per part, most of the
-// time of such a leaf. From denseUnionParts parts on, each part's
-// numbers are set in a bitset as wide as the greatest of them, which
-// becomes the result's containers without a copy.
+// union is the union of parts. roaring's FastOr merges two array
+// containers by copying both into a new array, so a union of hundreds of
+// sparse parts (a range's buckets of a near-unique number trait at 10M
+// profiles: a few thousand bitmaps of ~20 numbers per container; the
+// cities of 10M distinct addresses) copies each container's growing
+// array once per part, most of the time of such a leaf. From
+// denseUnionParts parts on, each part's numbers are set in a bitset as
+// wide as the greatest of them, which becomes the result's containers
+// without a copy.
 func union(parts []*roaring.Bitmap) *roaring.Bitmap {
 	if len(parts) < denseUnionParts {
 		return roaring.FastOr(parts...)
