@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,13 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cohortdb/cohort/internal/bench"
-	"github.com/cohortdb/cohort/internal/gen"
-	"github.com/cohortdb/cohort/internal/model"
 )
 
 const benchRestartUsage = `usage: cohort-bench restart [flags]
@@ -30,13 +24,18 @@ batches, from several clients). Once --kill-after of the events are
 acknowledged it kills the server with SIGKILL while the clients are still
 sending, starts it again on the same data directory and times how long
 until GET /healthz answers 200. Then it checks that nothing acknowledged
-was lost (every acknowledged batch sent again is ignored as a duplicate
-in full: its messageIds are stored, and with them, in the same commit,
-their events), and reports the restarted server's memory against an empty
-server's.
+was lost: the server holds at least the acknowledged events
+(/api/schema), and every acknowledged batch sent again is ignored as a
+duplicate in full (its messageIds are stored, and with them, in the same
+commit, their events). Past 5M events the batches kept to send again are
+a sample: every 1,000th acknowledged and the last 2,000 before the kill.
+Then it reports the restarted server's memory after a full collection
+(GET /debug/pprof/heap?gc=1) against an empty server's, measured the same
+way.
 
 Example:
   cohort-bench restart --profiles 100000 --events 2000000
+  cohort-bench restart --profiles 10000000 --events 200000000 --clients 16 --data /tmp/cohort-10m
 `
 
 type restartOpts struct {
@@ -46,6 +45,8 @@ type restartOpts struct {
 	batch      int
 	serverBin  string
 	serverProc int
+	dataDir    string // kept after the run when set
+	heapFile   string // the restarted server's heap profile
 }
 
 func parseRestartFlags(args []string, stderr io.Writer) (restartOpts, error) {
@@ -62,6 +63,8 @@ func parseRestartFlags(args []string, stderr io.Writer) (restartOpts, error) {
 	fs.IntVar(&o.batch, "batch", 100, "messages per POST /v1/batch")
 	fs.StringVar(&o.serverBin, "server-bin", "", "the cohort binary (default: built from this module)")
 	fs.IntVar(&o.serverProc, "server-gomaxprocs", 0, "GOMAXPROCS of the server (0: its default)")
+	fs.StringVar(&o.dataDir, "data", "", "the server's data `DIR`, kept after the run (default: a temporary directory, removed); it must not exist or be empty")
+	fs.StringVar(&o.heapFile, "heap-profile", "", "write the restarted server's heap profile, after a full collection, to `FILE` (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -83,9 +86,14 @@ type restartResult struct {
 	sent, acked, ackedEvents int64
 	load                     time.Duration // from the first request to the kill
 	toPort, toHealthy        time.Duration // from the restart's exec
-	dups                     float64       // acknowledged messages ignored when sent again
-	emptyAnon, anon, file    uint64        // RSS, bytes
-	indexFiles               int64
+	sentEvents               int64
+	resent                   int64   // acknowledged messages sent again
+	sample                   bool    // resent is a sample of the acknowledged
+	dups                     float64 // of them, ignored as duplicates
+	stored                   int64   // events the restarted server holds (/api/schema)
+	empty, again             memAfterGC
+	file                     uint64 // RSS of mapped files, bytes
+	indexFiles, dataFiles    int64
 }
 
 func benchRestart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -114,17 +122,26 @@ func benchRestart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	res.emptyAnon, _ = childRSS(empty.child)
+	client := &http.Client{Timeout: time.Minute}
+	if res.empty, err = gcAndMeasure(ctx, client, empty, ""); err != nil {
+		return err
+	}
 	if err := empty.stop(); err != nil {
 		return err
 	}
 
 	dir := filepath.Join(tmp, "data")
+	if o.dataDir != "" {
+		if entries, err := os.ReadDir(o.dataDir); err == nil && len(entries) > 0 {
+			return fmt.Errorf("--data %s: not empty", o.dataDir)
+		}
+		dir = o.dataDir
+	}
 	srv, err := startChildIn(ctx, stderr, bin, o.serverProc, wk, ak, dir, 30*time.Second)
 	if err != nil {
 		return err
 	}
-	acked, err := loadUntilKill(ctx, stderr, o, srv, &res)
+	acked, err := loadUntilKill(ctx, o, srv, &res)
 	if err != nil {
 		srv.child.kill()
 		return err
@@ -137,21 +154,30 @@ func benchRestart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer again.stop()
 	res.toHealthy = time.Since(again.started)
-	res.anon, res.file = childRSS(again.child)
+	if res.again, err = gcAndMeasure(ctx, client, again, o.heapFile); err != nil {
+		return err
+	}
+	_, res.file = childRSS(again.child)
 	res.indexFiles = dirSize(filepath.Join(dir, "index"))
+	res.dataFiles = dirSize(dir)
 
-	// Nothing acknowledged lost: every acknowledged batch again is all
-	// duplicates.
-	client := &http.Client{Timeout: time.Minute}
+	// Nothing acknowledged lost: the server holds at least the
+	// acknowledged events, and every acknowledged batch kept, sent again,
+	// is all duplicates.
+	if res.stored, err = schemaEvents(ctx, client, again); err != nil {
+		return err
+	}
 	before, err := scrapeMetrics(ctx, client, again.base+"/metrics")
 	if err != nil {
 		return err
 	}
-	for _, body := range acked {
-		if err := postBatch(ctx, client, again.base, wk, body); err != nil {
+	for _, b := range acked.batches() {
+		if err := postBatch(ctx, client, again.base, wk, b.body); err != nil {
 			return fmt.Errorf("sending an acknowledged batch again: %w", err)
 		}
+		res.resent += int64(b.msgs)
 	}
+	res.sample = acked.sampled
 	after, err := scrapeMetrics(ctx, client, again.base+"/metrics")
 	if err != nil {
 		return err
@@ -159,168 +185,11 @@ func benchRestart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	const dup = `cohort_ingest_messages_total{outcome="duplicate"}`
 	res.dups = after[dup] - before[dup]
 	printRestart(stdout, o, &res)
-	if int64(res.dups) != res.acked {
-		return fmt.Errorf("%d messages were acknowledged before the kill, but only %.0f of them are stored", res.acked, res.dups)
+	if int64(res.dups) != res.resent {
+		return fmt.Errorf("%d acknowledged messages were sent again, but only %.0f of them are stored", res.resent, res.dups)
 	}
-	return nil
-}
-
-// loadUntilKill sends the data set until killAfter of its events are
-// acknowledged, then kills the server; it returns the acknowledged
-// request bodies.
-func loadUntilKill(ctx context.Context, stderr io.Writer, o restartOpts, srv *target, res *restartResult) ([][]byte, error) {
-	type batch struct {
-		body   []byte
-		msgs   int
-		events int
-	}
-	work := make(chan batch, 4*o.clients)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu      sync.Mutex
-		acked   [][]byte
-		msgs    atomic.Int64
-		events  atomic.Int64
-		killed  atomic.Bool
-		killAt  = int64(o.killAfter * float64(o.data.Events))
-		wg      sync.WaitGroup
-		genErr  error
-		start   = time.Now()
-		onceErr error
-	)
-	go func() {
-		defer close(work)
-		genErr = generateBatches(ctx, o, func(body []byte, n, ev int) bool {
-			select {
-			case work <- batch{body, n, ev}:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		})
-	}()
-	client := &http.Client{Timeout: time.Minute}
-	for range o.clients {
-		wg.Go(func() {
-			for b := range work {
-				if killed.Load() {
-					continue
-				}
-				if err := postBatch(ctx, client, srv.base, srv.writeKey, b.body); err != nil {
-					if !killed.Load() {
-						mu.Lock()
-						onceErr = errors.Join(onceErr, err)
-						mu.Unlock()
-						cancel()
-					}
-					continue
-				}
-				if killed.Load() {
-					continue // answered after the kill was decided: not counted
-				}
-				mu.Lock()
-				acked = append(acked, b.body)
-				mu.Unlock()
-				msgs.Add(int64(b.msgs))
-				if events.Add(int64(b.events)) >= killAt && killed.CompareAndSwap(false, true) {
-					res.load = time.Since(start)
-					srv.child.kill() // requests in flight fail: never acknowledged
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if onceErr != nil {
-		return nil, onceErr
-	}
-	if genErr != nil && !killed.Load() {
-		return nil, genErr
-	}
-	if !killed.Load() {
-		return nil, errors.New("the data set ran out before the kill: raise --events or lower --kill-after")
-	}
-	res.acked, res.ackedEvents = msgs.Load(), events.Load()
-	return acked, nil
-}
-
-// generateBatches encodes the data set as POST /v1/batch bodies of
-// o.batch messages (identifies, then events in generation order) and
-// hands each to emit with its message and event counts; emit false stops.
-func generateBatches(ctx context.Context, o restartOpts, emit func(body []byte, msgs, events int) bool) error {
-	g := gen.New(gen.Config{Seed: o.data.Seed, Profiles: o.data.Profiles, Events: o.data.Events,
-		Now: o.data.At(), Days: 30, InOrder: o.data.InOrder})
-	var buf []json.RawMessage
-	events := 0
-	flush := func() bool {
-		if len(buf) == 0 {
-			return true
-		}
-		body, _ := json.Marshal(map[string]any{"batch": buf})
-		ok := emit(body, len(buf), events)
-		buf, events = buf[:0], 0
-		return ok
-	}
-	add := func(m *model.Message) bool {
-		b, err := json.Marshal(wireMessage(m))
-		if err != nil {
-			return false
-		}
-		buf = append(buf, b)
-		if m.Type == model.Track {
-			events++
-		}
-		return len(buf) < o.batch || flush()
-	}
-	for _, m := range g.Identifies() {
-		if !add(m) {
-			return ctx.Err()
-		}
-	}
-	for m := g.Next(); m != nil; m = g.Next() {
-		if !add(m) {
-			return ctx.Err()
-		}
-	}
-	flush()
-	return nil
-}
-
-// wireMessage is m as an SDK sends it.
-func wireMessage(m *model.Message) map[string]any {
-	w := map[string]any{"type": string(m.Type), "messageId": m.MessageID}
-	for k, v := range map[string]string{"userId": m.UserID, "anonymousId": m.AnonymousID, "previousId": m.PreviousID, "event": m.Event} {
-		if v != "" {
-			w[k] = v
-		}
-	}
-	if len(m.Traits) > 0 {
-		w["traits"] = m.Traits
-	}
-	if len(m.Properties) > 0 {
-		w["properties"] = m.Properties
-	}
-	if !m.Timestamp.IsZero() {
-		w["timestamp"] = m.Timestamp.UTC().Format(time.RFC3339)
-	}
-	return w
-}
-
-func postBatch(ctx context.Context, client *http.Client, base, writeKey string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/batch", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(writeKey, "")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(answer, []byte(`"success":true`)) {
-		return fmt.Errorf("POST /v1/batch: %s %.300s", resp.Status, answer)
+	if res.stored < res.ackedEvents {
+		return fmt.Errorf("%d events were acknowledged before the kill, but the server holds %d", res.ackedEvents, res.stored)
 	}
 	return nil
 }
@@ -349,7 +218,23 @@ func printRestart(w io.Writer, o restartOpts, r *restartResult) {
 	fmt.Fprintf(w, "load over HTTP until the kill: %d messages (%d events) acknowledged in %s, %.0f events/s\n",
 		r.acked, r.ackedEvents, r.load.Round(time.Millisecond), float64(r.ackedEvents)/r.load.Seconds())
 	fmt.Fprintf(w, "SIGKILL, then start: /healthz 200 after %s\n", r.toHealthy.Round(time.Millisecond))
-	fmt.Fprintf(w, "acknowledged messages sent again: %.0f of %d ignored as duplicates (stored)\n", r.dups, r.acked)
-	fmt.Fprintf(w, "restarted server RSS: %.1f MB anonymous (empty server: %.1f MB; %.0f B per profile over it), %.1f MB of mapped files; index files %.1f MB\n",
-		float64(r.anon)/1e6, float64(r.emptyAnon)/1e6, float64(int64(r.anon)-int64(r.emptyAnon))/float64(o.data.Profiles), float64(r.file)/1e6, float64(r.indexFiles)/1e6)
+	fmt.Fprintf(w, "events held after the restart: %d (/api/schema); %d acknowledged, %d sent\n", r.stored, r.ackedEvents, r.sentEvents)
+	which := "all of them"
+	if r.sample {
+		which = fmt.Sprintf("a sample of the %d acknowledged: every %dth batch and the last %d", r.acked, sampleEvery, sampleTail)
+	}
+	fmt.Fprintf(w, "acknowledged messages sent again: %.0f of %d ignored as duplicates (stored; %s)\n", r.dups, r.resent, which)
+	perProfile := func(a, b uint64) float64 { return float64(int64(a)-int64(b)) / float64(o.data.Profiles) }
+	fmt.Fprintf(w, "memory after a full collection, restarted server against an empty one:\n")
+	fmt.Fprintf(w, "  RSS anonymous   %8.1f MB  (empty %.1f MB)  %.0f B per profile over it\n",
+		float64(r.again.anon)/1e6, float64(r.empty.anon)/1e6, perProfile(r.again.anon, r.empty.anon))
+	fmt.Fprintf(w, "  Go heap in use  %8.1f MB  (empty %.1f MB)  %.0f B per profile\n",
+		float64(r.again.heapInuse)/1e6, float64(r.empty.heapInuse)/1e6, perProfile(r.again.heapInuse, r.empty.heapInuse))
+	fmt.Fprintf(w, "  Go heap idle, not returned to the OS  %.1f MB; runtime off-heap (stacks, GC metadata, spans) %.1f MB\n",
+		float64(r.again.heapIdleKept)/1e6, float64(r.again.runtimeOther)/1e6)
+	fmt.Fprintf(w, "  mapped files (page cache) %.1f MB; index files %.1f MB; data directory %.1f MB\n",
+		float64(r.file)/1e6, float64(r.indexFiles)/1e6, float64(r.dataFiles)/1e6)
+	if o.heapFile != "" {
+		fmt.Fprintf(w, "  heap profile of the restarted server: %s (go tool pprof -sample_index=inuse_space -top %s)\n", o.heapFile, o.heapFile)
+	}
 }

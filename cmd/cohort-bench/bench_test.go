@@ -171,4 +171,48 @@ func TestBenchRestartShortRun(t *testing.T) {
 	if !regexp.MustCompile(`SIGKILL, then start: /healthz 200 after \d`).MatchString(out.String()) {
 		t.Fatalf("no restart time in the report:\n%s", out.String())
 	}
+	held := regexp.MustCompile(`events held after the restart: (\d+) \(/api/schema\); (\d+) acknowledged`).FindStringSubmatch(out.String())
+	if held == nil || count(t, held[1]) < count(t, held[2]) {
+		t.Fatalf("the report does not show the acknowledged events held:\n%s", out.String())
+	}
+	if !regexp.MustCompile(`RSS anonymous +\d+\.\d MB +\(empty \d+\.\d MB\)`).MatchString(out.String()) {
+		t.Fatalf("no memory after a collection in the report:\n%s", out.String())
+	}
+}
+
+// TestAckedSetSample checks the batches kept to send again past
+// keepAllEvents: every sampleEvery-th acknowledged and the last
+// sampleTail, each once.
+func TestAckedSetSample(t *testing.T) {
+	for _, n := range []int{10, sampleTail, sampleTail + 1, 3*sampleEvery + 7, 5 * sampleTail} {
+		a := &ackedSet{sampled: true}
+		for i := 1; i <= n; i++ {
+			a.add(batch{msgs: i})
+		}
+		got := map[int]bool{}
+		for _, b := range a.batches() {
+			if got[b.msgs] {
+				t.Fatalf("n=%d: batch %d kept twice", n, b.msgs)
+			}
+			got[b.msgs] = true
+		}
+		others := 0 // the batches not sampled, newest last
+		for i := n; i >= 1; i-- {
+			want := i%sampleEvery == 0
+			if !want {
+				others++
+				want = others <= sampleTail
+			}
+			if got[i] != want {
+				t.Fatalf("n=%d: batch %d kept %v, want %v", n, i, got[i], want)
+			}
+		}
+	}
+	a := &ackedSet{}
+	for i := 1; i <= 3*sampleEvery; i++ {
+		a.add(batch{msgs: i})
+	}
+	if len(a.batches()) != 3*sampleEvery {
+		t.Fatalf("unsampled: kept %d of %d", len(a.batches()), 3*sampleEvery)
+	}
 }
