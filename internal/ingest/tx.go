@@ -272,7 +272,7 @@ func (t *tx) traitsAfter(m *model.Message) (int, error) {
 
 // lookup resolves an id to its root profile number.
 func (t *tx) lookup(id string) (uint32, bool, error) {
-	n, ok := t.w.ids[id]
+	n, ok := t.w.ids.Get(id)
 	return n, ok, nil
 }
 
@@ -293,7 +293,7 @@ func (t *tx) profile(n uint32) (*cached, error) {
 }
 
 func (t *tx) link(id string, n uint32) error {
-	t.w.ids[id] = n
+	t.w.ids.Set(id, n)
 	return t.b.Set(store.IDKey(t.w.Num, id), store.U32(n), nil)
 }
 
@@ -491,7 +491,7 @@ func (t *tx) deleteUser(id string) (bool, error) {
 		}
 	}
 	for _, linked := range c.rec.IDs {
-		delete(t.w.ids, linked)
+		t.w.ids.Delete(linked)
 		if err := t.b.Delete(store.IDKey(t.w.Num, linked), nil); err != nil {
 			return false, err
 		}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cohortdb/cohort/internal/idmap"
 	"github.com/cohortdb/cohort/internal/schema"
 	"github.com/cohortdb/cohort/internal/store"
 )
@@ -30,8 +31,9 @@ type Workspace struct {
 	bots bots // owned by the applier goroutine
 	// ids maps every userId and anonymousId to its root profile number:
 	// the applier's copy of the i ws id records (loaded at open, changed
-	// with them), so resolving identity reads no store.
-	ids map[string]uint32
+	// with them), so resolving identity reads no store. Pointer-free: no
+	// heap string per id for the collector to scan.
+	ids *idmap.Map
 }
 
 // find returns the root profile a (possibly merged) profile number belongs to.
@@ -78,8 +80,8 @@ func loadWorkspace(st *store.Store, rec store.Workspace) (*Workspace, error) {
 	if err := loadBots(st, w); err != nil {
 		return nil, err
 	}
-	w.ids = map[string]uint32{}
-	if err := store.ScanIDs(db, w.Num, func(id string, num uint32) error { w.ids[id] = num; return nil }); err != nil {
+	w.ids = idmap.New()
+	if err := store.ScanIDs(db, w.Num, func(id []byte, num uint32) error { w.ids.SetBytes(id, num); return nil }); err != nil {
 		return nil, fmt.Errorf("workspace %q ids: %w", w.Name, err)
 	}
 	return w, nil
@@ -153,7 +155,7 @@ func (g *Ingester) CreateWorkspace(ctx context.Context, name string, keys Keys) 
 	}
 	w := &Workspace{Num: num, Name: name, Schema: schema.New(), parent: map[uint32]uint32{}, names: map[string]uint32{}}
 	w.bots.init()
-	w.ids = map[string]uint32{}
+	w.ids = idmap.New()
 	g.byNum[num], g.byName[name] = w, w
 	g.log.Info("workspace created", "workspace", name)
 	g.log.Info("key added", "workspace", name, "role", "write", "key_id", store.KeyID(keys.WriteKey), "by", "workspace creation")

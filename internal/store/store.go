@@ -234,14 +234,15 @@ func ResolveID(r pebble.Reader, ws uint32, id string) (uint32, bool, error) {
 // U32 encodes a uint32 value.
 func U32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
-// ScanIDs calls fn for every id link of a workspace.
-func ScanIDs(r pebble.Reader, ws uint32, fn func(id string, num uint32) error) error {
+// ScanIDs calls fn for every id link of a workspace; id is only valid
+// during the call.
+func ScanIDs(r pebble.Reader, ws uint32, fn func(id []byte, num uint32) error) error {
 	lo, hi := wsRange(tagID, ws)
 	return scan(r, lo, hi, func(k, v []byte) error {
 		if len(v) != 4 {
 			return fmt.Errorf("id link %q: %w", k[5:], ErrCorruption)
 		}
-		return fn(string(k[5:]), binary.BigEndian.Uint32(v))
+		return fn(k[5:], binary.BigEndian.Uint32(v))
 	})
 }
 
