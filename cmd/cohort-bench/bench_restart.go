@@ -46,6 +46,7 @@ type restartOpts struct {
 	serverBin  string
 	serverProc int
 	dataDir    string // kept after the run when set
+	reopen     bool   // no load: start on dataDir as it is
 	heapFile   string // the restarted server's heap profile
 }
 
@@ -64,6 +65,7 @@ func parseRestartFlags(args []string, stderr io.Writer) (restartOpts, error) {
 	fs.StringVar(&o.serverBin, "server-bin", "", "the cohort binary (default: built from this module)")
 	fs.IntVar(&o.serverProc, "server-gomaxprocs", 0, "GOMAXPROCS of the server (0: its default)")
 	fs.StringVar(&o.dataDir, "data", "", "the server's data `DIR`, kept after the run (default: a temporary directory, removed); it must not exist or be empty")
+	fs.BoolVar(&o.reopen, "reopen", false, "no load and no kill: start the server on the --data directory a run kept, and measure the start and the memory (to compare binaries on one data set)")
 	fs.StringVar(&o.heapFile, "heap-profile", "", "write the restarted server's heap profile, after a full collection, to `FILE` (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -71,6 +73,9 @@ func parseRestartFlags(args []string, stderr io.Writer) (restartOpts, error) {
 	errs := checkData(&o.data)
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if o.reopen && o.dataDir == "" {
+		errs = append(errs, errors.New("--reopen needs --data: the directory a run kept"))
 	}
 	if o.killAfter <= 0 || o.killAfter >= 1 {
 		errs = append(errs, errors.New("--kill-after must be between 0 and 1"))
@@ -132,22 +137,27 @@ func benchRestart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 	dir := filepath.Join(tmp, "data")
 	if o.dataDir != "" {
-		if entries, err := os.ReadDir(o.dataDir); err == nil && len(entries) > 0 {
+		entries, err := os.ReadDir(o.dataDir)
+		switch {
+		case o.reopen && len(entries) == 0:
+			return fmt.Errorf("--reopen --data %s: no data there (%v)", o.dataDir, err)
+		case !o.reopen && len(entries) > 0:
 			return fmt.Errorf("--data %s: not empty", o.dataDir)
 		}
 		dir = o.dataDir
 	}
-	srv, err := startChildIn(ctx, stderr, bin, o.serverProc, wk, ak, dir, 30*time.Second)
-	if err != nil {
-		return err
+	acked := &ackedSet{}
+	if !o.reopen {
+		srv, err := startChildIn(ctx, stderr, bin, o.serverProc, wk, ak, dir, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		if acked, err = loadUntilKill(ctx, o, srv, &res); err != nil {
+			srv.child.kill()
+			return err
+		}
+		fmt.Fprintf(stderr, "bench restart: killed after %d events acknowledged; starting again...\n", res.ackedEvents)
 	}
-	acked, err := loadUntilKill(ctx, o, srv, &res)
-	if err != nil {
-		srv.child.kill()
-		return err
-	}
-
-	fmt.Fprintf(stderr, "bench restart: killed after %d events acknowledged; starting again...\n", res.ackedEvents)
 	again, err := startChildIn(ctx, stderr, bin, o.serverProc, wk, ak, dir, time.Hour)
 	if err != nil {
 		return err
@@ -212,12 +222,23 @@ func dirSize(dir string) int64 {
 }
 
 func printRestart(w io.Writer, o restartOpts, r *restartResult) {
-	fmt.Fprintf(w, "cohort-bench restart --profiles %d --events %d --kill-after %g --clients %d --batch %d --seed %d\n",
+	fmt.Fprintf(w, "cohort-bench restart --profiles %d --events %d --kill-after %g --clients %d --batch %d --seed %d",
 		o.data.Profiles, o.data.Events, o.killAfter, o.clients, o.batch, o.data.Seed)
+	if o.dataDir != "" {
+		fmt.Fprintf(w, " --data %s", o.dataDir)
+	}
+	if o.reopen {
+		fmt.Fprint(w, " --reopen")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "machine: %s\n", bench.ThisMachine())
-	fmt.Fprintf(w, "load over HTTP until the kill: %d messages (%d events) acknowledged in %s, %.0f events/s\n",
-		r.acked, r.ackedEvents, r.load.Round(time.Millisecond), float64(r.ackedEvents)/r.load.Seconds())
-	fmt.Fprintf(w, "SIGKILL, then start: /healthz 200 after %s\n", r.toHealthy.Round(time.Millisecond))
+	if o.reopen {
+		fmt.Fprintf(w, "reopened %s (no load, no kill): /healthz 200 after %s\n", o.dataDir, r.toHealthy.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(w, "load over HTTP until the kill: %d messages (%d events) acknowledged in %s, %.0f events/s\n",
+			r.acked, r.ackedEvents, r.load.Round(time.Millisecond), float64(r.ackedEvents)/r.load.Seconds())
+		fmt.Fprintf(w, "SIGKILL, then start: /healthz 200 after %s\n", r.toHealthy.Round(time.Millisecond))
+	}
 	fmt.Fprintf(w, "events held after the restart: %d (/api/schema); %d acknowledged, %d sent\n", r.stored, r.ackedEvents, r.sentEvents)
 	which := "all of them"
 	if r.sample {

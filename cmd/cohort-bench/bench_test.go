@@ -160,7 +160,8 @@ func TestBenchRestartShortRun(t *testing.T) {
 		t.Fatalf("building the server: %v\n%s", err, out)
 	}
 	var out, errOut bytes.Buffer
-	args := []string{"restart", "--profiles", "2000", "--events", "30000", "--kill-after", "0.7", "--clients", "4", "--server-bin", bin}
+	data := filepath.Join(t.TempDir(), "data")
+	args := []string{"restart", "--profiles", "2000", "--events", "30000", "--kill-after", "0.7", "--clients", "4", "--server-bin", bin, "--data", data}
 	if err := benchCmd(args, &out, &errOut); err != nil {
 		t.Fatalf("%q: %v\n%s\n%s", args, err, out.String(), errOut.String())
 	}
@@ -177,6 +178,17 @@ func TestBenchRestartShortRun(t *testing.T) {
 	}
 	if !regexp.MustCompile(`RSS anonymous +\d+\.\d MB +\(empty \d+\.\d MB\)`).MatchString(out.String()) {
 		t.Fatalf("no memory after a collection in the report:\n%s", out.String())
+	}
+
+	// --reopen starts on the kept directory: the same events, no load.
+	out.Reset()
+	args = []string{"restart", "--profiles", "2000", "--reopen", "--server-bin", bin, "--data", data}
+	if err := benchCmd(args, &out, &errOut); err != nil {
+		t.Fatalf("%q: %v\n%s\n%s", args, err, out.String(), errOut.String())
+	}
+	again := regexp.MustCompile(`events held after the restart: (\d+) `).FindStringSubmatch(out.String())
+	if again == nil || again[1] != held[1] || !strings.Contains(out.String(), "reopened "+data) {
+		t.Fatalf("reopened, the report does not show the %s events held before:\n%s", held[1], out.String())
 	}
 }
 
