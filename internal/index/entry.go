@@ -12,13 +12,18 @@ import (
 // valEntry is one distinct value of a trait and the profiles holding it.
 // Most values of a high-cardinality trait (emails, timestamps, ids) are
 // held by one profile: such an entry keeps the profile number alone, and
-// gets a bitmap only once a second profile holds the value (and drops it
+// gets more only once a second profile holds the value (and drops it
 // when one is left), which saves a bitmap's allocations — about 150 bytes
-// — per unique value.
+// — per unique value. A value held by a few profiles spread over the
+// number space (an ltv, a zip code: tens of profiles each, at 10M
+// profiles each in a roaring container of its own, about 50 bytes a
+// profile) keeps their numbers as a sorted list, 4 bytes a profile, until
+// a roaring bitmap would be smaller (few.go).
 type valEntry struct {
 	v      any
-	single uint32          // the one profile, while bm is nil and n is 1
-	bm     *roaring.Bitmap // the profiles, once two or more held the value
+	single uint32          // the one profile, while n is 1
+	few    []uint32        // the profiles, sorted, while bm is nil and n > 1
+	bm     *roaring.Bitmap // the profiles, once a list would be bigger
 	n      int64           // how many profiles hold the value
 	inst   int64           // the value's instant, when isInst
 	// isInst: a date-time string with an int64 instant; instOut: a
@@ -82,10 +87,18 @@ func (e *valEntry) add(num uint32) bool {
 		}
 	case e.n == 0:
 		e.single = num
-	case e.single == num:
-		return false
+	case e.n == 1:
+		if e.single == num {
+			return false
+		}
+		e.few = []uint32{min(e.single, num), max(e.single, num)}
 	default:
-		e.bm = roaring.BitmapOf(e.single, num)
+		i, found := slices.BinarySearch(e.few, num)
+		if found {
+			return false
+		}
+		e.few = slices.Insert(e.few, i, num)
+		e.maybeBitmap()
 	}
 	e.n++
 	return true
@@ -106,13 +119,28 @@ func (e *valEntry) remove(num uint32) bool {
 	case e.n == 1 && e.single == num:
 		e.n = 0
 		return true
+	case e.n > 1:
+		i, found := slices.BinarySearch(e.few, num)
+		if !found {
+			return false
+		}
+		if e.n--; e.n == 1 {
+			e.single, e.few = e.few[1-i], nil
+		} else {
+			e.few = slices.Delete(e.few, i, i+1)
+		}
+		return true
 	}
 	return false
 }
 
 func (e *valEntry) contains(num uint32) bool {
-	if e.bm != nil {
+	switch {
+	case e.bm != nil:
 		return e.bm.Contains(num)
+	case e.n > 1:
+		_, found := slices.BinarySearch(e.few, num)
+		return found
 	}
 	return e.n == 1 && e.single == num
 }
@@ -120,22 +148,27 @@ func (e *valEntry) contains(num uint32) bool {
 // bitmap returns the profiles holding the value, for reading only (a new
 // bitmap for a single profile).
 func (e *valEntry) bitmap() *roaring.Bitmap {
-	if e.bm != nil {
+	switch {
+	case e.bm != nil:
 		return e.bm
-	}
-	if e.n == 1 {
+	case e.n > 1:
+		return roaring.BitmapOf(e.few...)
+	case e.n == 1:
 		return roaring.BitmapOf(e.single)
 	}
 	return roaring.New()
 }
 
 // set makes bm the profiles holding the value (building a derived
-// index): one profile is kept as a number, more as the bitmap.
+// index, reading a checkpoint): one profile is kept as a number, a few
+// as a list, more as the bitmap.
 func (e *valEntry) set(bm *roaring.Bitmap) {
-	e.n, e.bm = int64(bm.GetCardinality()), nil
+	e.n, e.bm, e.few = int64(bm.GetCardinality()), nil, nil
 	switch {
 	case e.n == 1:
 		e.single = bm.Minimum()
+	case e.n > 1 && listSmaller(bm):
+		e.few = bm.ToArray()
 	case e.n > 1:
 		e.bm = bm
 	}
@@ -153,6 +186,8 @@ func (g *gather) add(e *valEntry) {
 	switch {
 	case e.bm != nil:
 		g.parts = append(g.parts, e.bm)
+	case e.n > 1:
+		g.singles = append(g.singles, e.few...)
 	case e.n == 1:
 		g.singles = append(g.singles, e.single)
 	}

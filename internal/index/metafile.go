@@ -211,7 +211,7 @@ func (x *Index) writeProfiles(m *metaWriter) {
 			if e.n <= 1 {
 				m.uvarint(uint64(e.single))
 			} else {
-				m.bitmap(e.bm)
+				m.bitmap(e.bitmap()) // a list is written as a bitmap: the format is unchanged
 			}
 		}
 	}
@@ -497,11 +497,10 @@ func (x *Index) readProfiles(r *binReader) {
 		t.vals = make(map[string]*valEntry, nv)
 		for range nv {
 			e := newValEntry(r.value(true))
-			e.n = int64(r.uvarint())
-			if e.n <= 1 {
-				e.single = uint32(r.uvarint())
+			if n := int64(r.uvarint()); n <= 1 {
+				e.n, e.single = n, uint32(r.uvarint())
 			} else {
-				e.bm = r.bitmap()
+				e.set(r.bitmap())
 			}
 			t.vals[canonKey(e.v)] = e
 		}
