@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	fs.IntVar(&o.batch, "batch", 10000, "messages per index.Apply while loading")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the evaluations to `FILE`")
 	fs.StringVar(&o.loadProfile, "load-cpuprofile", "", "write a CPU profile of the load to `FILE`")
-	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile after the load to `FILE`")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile after the load (with --reopen, after the open) to `FILE`")
 	fs.Float64Var(&o.maxHeapGiB, "max-heap-gib", 0, "stop the load with an error when the Go heap exceeds this many GiB (0: no limit)")
 	fs.StringVar(&o.indexDir, "index-dir", "", "checkpoint the loaded index into `DIR` (part files and a checkpoint), open it again from there as a restart does, and run the suite on the reopened index (its event columns mapped from the files)")
 	fs.IntVar(&o.checkpointEvents, "checkpoint-events", 0, "with --index-dir, persist the index while loading as the server does with index.checkpoint_events: `N` (a checkpoint every N events, parts merged in the background); 0: one checkpoint after the load")
@@ -197,6 +198,11 @@ func reopenSegments(ctx context.Context, o segmentsOpts, suite []bench.Parsed, s
 	}
 	defer ix.Close()
 	fmt.Fprintf(stderr, "bench segments: reopened %s in %s\n", o.indexDir, time.Since(t).Round(time.Millisecond))
+	if o.memprofile != "" {
+		if err := writeHeapProfile(o.memprofile); err != nil {
+			return err
+		}
+	}
 	ls := bench.LoadStats{Profiles: o.data.Profiles, Events: o.data.Events}
 	return runSuite(ctx, o, suite, ix, ls, stdout, stderr)
 }
@@ -287,6 +293,7 @@ func writeHeapProfile(path string) error {
 	if err != nil {
 		return fmt.Errorf("heap profile: %w", err)
 	}
+	runtime.GC() // the profile's in-use figures are the last collection's
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		f.Close()
 		return fmt.Errorf("heap profile: %w", err)
