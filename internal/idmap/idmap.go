@@ -42,6 +42,18 @@ func New() *Map {
 	return &Map{seed: maphash.MakeSeed()}
 }
 
+// NewSized returns an empty map whose table holds n ids before it grows:
+// loading a known number of ids then rehashes none.
+func NewSized(n int) *Map {
+	m := New()
+	size := minSlots
+	for 3*size < 4*n {
+		size *= 2
+	}
+	m.slots, m.vals = make([]uint64, size), make([]uint32, size)
+	return m
+}
+
 // Len is the number of ids in the map.
 func (m *Map) Len() int { return m.live }
 
@@ -63,6 +75,11 @@ func (m *Map) Set(id string, n uint32) {
 		m.vals[i] = n
 		return
 	}
+	m.insert(id, h, n)
+}
+
+// insert adds id, which the map does not hold, with its hash h.
+func (m *Map) insert(id string, h uint64, n uint32) {
 	if 4*(m.used+1) > 3*len(m.slots) {
 		m.grow()
 	}
@@ -82,6 +99,13 @@ func (m *Map) Set(id string, n uint32) {
 // copies.
 func (m *Map) SetBytes(id []byte, n uint32) {
 	m.Set(unsafeString(id), n)
+}
+
+// Load adds an id the map does not hold, as bytes it copies, without
+// looking for it first: for loading ids from a source that holds each
+// once (the store's id records). An id already held would be held twice.
+func (m *Map) Load(id []byte, n uint32) {
+	m.insert(unsafeString(id), maphash.Bytes(m.seed, id), n)
 }
 
 // Delete removes id.

@@ -151,3 +151,27 @@ func BenchmarkMemory(b *testing.B) {
 		}
 	})
 }
+
+// TestLoadIsSet checks Load (ids known to be new, no lookup first) into a
+// map sized ahead, against Set: the same answers, and no growth while
+// the ids fit the size given.
+func TestLoadIsSet(t *testing.T) {
+	const n = 50_000
+	loaded, set := NewSized(n), New()
+	slots := len(loaded.slots)
+	for i := range n {
+		id := fmt.Sprintf("anon-%x-%d", i*7919, i)
+		loaded.Load([]byte(id), uint32(i))
+		set.Set(id, uint32(i))
+	}
+	if len(loaded.slots) != slots {
+		t.Fatalf("sized for %d ids, the table grew from %d to %d slots", n, slots, len(loaded.slots))
+	}
+	want := map[string]uint32{}
+	set.Range(func(id string, v uint32) bool { want[id] = v; return true })
+	same(t, loaded, want)
+	loaded.Set("anon-0-0", 99) // Set after Load finds the loaded id
+	if v, _ := loaded.Get("anon-0-0"); v != 99 || loaded.Len() != n {
+		t.Fatalf("Set over a loaded id: %d, Len %d", v, loaded.Len())
+	}
+}

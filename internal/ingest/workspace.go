@@ -80,8 +80,10 @@ func loadWorkspace(st *store.Store, rec store.Workspace) (*Workspace, error) {
 	if err := loadBots(st, w); err != nil {
 		return nil, err
 	}
-	w.ids = idmap.New()
-	if err := store.ScanIDs(db, w.Num, func(id []byte, num uint32) error { w.ids.SetBytes(id, num); return nil }); err != nil {
+	// The store holds each id once: Load looks none up, and a table sized
+	// for about one id a profile rehashes none while they load.
+	w.ids = idmap.NewSized(int(w.counters.NextProfile) + int(w.counters.NextProfile)/8)
+	if err := store.ScanIDs(db, w.Num, func(id []byte, num uint32) error { w.ids.Load(id, num); return nil }); err != nil {
 		return nil, fmt.Errorf("workspace %q ids: %w", w.Name, err)
 	}
 	return w, nil
