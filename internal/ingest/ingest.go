@@ -155,11 +155,13 @@ func New(st *store.Store, opts Options) (*Ingester, error) {
 		return nil, fmt.Errorf("list workspaces: %w", err)
 	}
 	for _, rec := range recs {
+		start := time.Now()
 		w, err := loadWorkspace(st, rec)
 		if err != nil {
 			return nil, err
 		}
 		g.byNum[w.Num], g.byName[w.Name] = w, w
+		g.log.Info("ingest state loaded", "workspace", w.Name, "ids", w.ids.Len(), "id_map_bytes", w.ids.Bytes(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	g.wg.Add(2)
 	go g.applyLoop()

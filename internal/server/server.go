@@ -125,11 +125,6 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 		return nil, fmt.Errorf("load segments: %w", err)
 	}
 	s.Seg = mgr
-	// Opening the indexes (decoding checkpoints, replaying journals, or a
-	// rebuild) leaves garbage several times the index's size: return it
-	// to the system now rather than over the next minutes.
-	runtime.GC()
-	debug.FreeOSMemory()
 	in, err := ingest.New(st, ingest.Options{Limits: cfg.Limits, Logger: s.log, Registerer: s.reg, Now: o.Now,
 		MaxWait: time.Duration(cfg.Limits.MaxIngestWait),
 		OnApply: mgr.OnApply, OnCommitted: mgr.OnCommitted, OnSynced: mgr.OnSynced})
@@ -138,6 +133,12 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 		return nil, fmt.Errorf("start ingestion: %w", err)
 	}
 	s.In = in
+	// Opening the indexes (decoding checkpoints, replaying journals, or a
+	// rebuild) and loading the id maps leave garbage several times the
+	// index's size: return it to the system now rather than over the next
+	// minutes.
+	runtime.GC()
+	debug.FreeOSMemory()
 	if err := s.bootstrap(ctx, o.Out); err != nil {
 		s.Close()
 		return nil, err
