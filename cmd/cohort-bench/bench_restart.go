@@ -20,7 +20,8 @@ const benchRestartUsage = `usage: cohort-bench restart [flags]
 Measures a restart after a crash, as a user sees it. The real server
 (cohort serve) runs in a child process; this process sends it a generated
 data set over HTTP (identifies, then track events in time order, in
-batches, from several clients). Once --kill-after of the events are
+batches, from several clients; events of the last 30 days by the
+server's clock, within its retention). Once --kill-after of the events are
 acknowledged it kills the server with SIGKILL while the clients are still
 sending, starts it again on the same data directory and times how long
 until GET /healthz answers 200. Then it checks that nothing acknowledged

@@ -147,8 +147,12 @@ func loadUntilKill(ctx context.Context, o restartOpts, srv *target, res *restart
 // goroutine; two more encode its batches to JSON, so batches may reach
 // emit out of order, as several SDK clients' batches do.
 func generateBatches(ctx context.Context, o restartOpts, emit func(batch) bool) error {
+	// The events are of the last 30 days by the server's clock: with the
+	// other benchmarks' fixed date they would be past the server's
+	// retention, and its sweep at start would drop them.
+	now := time.Now().UTC().Truncate(time.Hour)
 	g := gen.New(gen.Config{Seed: o.data.Seed, Profiles: o.data.Profiles, Events: o.data.Events,
-		Now: o.data.At(), Days: 30, InOrder: o.data.InOrder})
+		Now: now, Days: 30, InOrder: o.data.InOrder})
 	raw := make(chan []*model.Message, 16)
 	var wg sync.WaitGroup
 	var stopped atomic.Bool
