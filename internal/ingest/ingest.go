@@ -53,6 +53,9 @@ type Options struct {
 	// publish only what can no longer be lost.
 	OnCommitted func(gen uint64)
 	OnSynced    func(gen uint64)
+	// State, when set, is the workspaces' state LoadState read (the
+	// server reads it while the indexes open); nil: New reads it.
+	State *State
 }
 
 // Ingester is the ingestion path. It is safe for concurrent use.
@@ -150,23 +153,48 @@ func New(st *store.Store, opts Options) (*Ingester, error) {
 		jobs:  make(chan *job, 256),
 		syncs: make(chan []*job, 64),
 	}
-	recs, err := st.Workspaces()
-	if err != nil {
-		return nil, fmt.Errorf("list workspaces: %w", err)
-	}
-	for _, rec := range recs {
-		start := time.Now()
-		w, err := loadWorkspace(st, rec)
-		if err != nil {
+	state := opts.State
+	if state == nil {
+		var err error
+		if state, err = LoadState(context.Background(), st, opts.Logger); err != nil {
 			return nil, err
 		}
+	}
+	for _, w := range state.workspaces {
 		g.byNum[w.Num], g.byName[w.Name] = w, w
-		g.log.Info("ingest state loaded", "workspace", w.Name, "ids", w.ids.Len(), "id_map_bytes", w.ids.Bytes(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	g.wg.Add(2)
 	go g.applyLoop()
 	go g.syncLoop()
 	return g, nil
+}
+
+// State is every workspace's ingest state as the store holds it: ids,
+// merges, event names, schema, counters and bot flags.
+type State struct{ workspaces []*Workspace }
+
+// LoadState reads the ingest state of every workspace. It only reads the
+// store, so it may run while other state is loaded from it (the server
+// runs it beside the indexes' open).
+func LoadState(ctx context.Context, st *store.Store, log *slog.Logger) (*State, error) {
+	recs, err := st.Workspaces()
+	if err != nil {
+		return nil, fmt.Errorf("list workspaces: %w", err)
+	}
+	s := &State{}
+	for _, rec := range recs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		w, err := loadWorkspace(st, rec)
+		if err != nil {
+			return nil, err
+		}
+		s.workspaces = append(s.workspaces, w)
+		log.Info("ingest state loaded", "workspace", w.Name, "ids", w.ids.Len(), "id_map_bytes", w.ids.Bytes(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	return s, nil
 }
 
 // Close stops taking submissions, finishes every one already taken, and

@@ -109,6 +109,17 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 		return nil, err
 	}
 	s.St = st
+	// The ingest state (the id maps above all: seconds at 10M profiles)
+	// loads beside the indexes: both only read the store.
+	type loaded struct {
+		state *ingest.State
+		err   error
+	}
+	stateCh := make(chan loaded, 1)
+	go func() {
+		state, err := ingest.LoadState(ctx, st, s.log)
+		stateCh <- loaded{state, err}
+	}()
 	s.log.Info("loading indexes and segments")
 	mgr, err := segment.Open(ctx, st, segment.Options{
 		Logger: s.log, Registerer: s.reg, Now: o.Now, BuildWait: o.BuildWait,
@@ -120,12 +131,17 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 	if err == nil {
 		err = ctx.Err()
 	}
+	ls := <-stateCh // before the store may be closed
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load segments: %w", err)
 	}
 	s.Seg = mgr
-	in, err := ingest.New(st, ingest.Options{Limits: cfg.Limits, Logger: s.log, Registerer: s.reg, Now: o.Now,
+	if ls.err != nil {
+		st.Close()
+		return nil, fmt.Errorf("load ingest state: %w", ls.err)
+	}
+	in, err := ingest.New(st, ingest.Options{Limits: cfg.Limits, Logger: s.log, Registerer: s.reg, Now: o.Now, State: ls.state,
 		MaxWait: time.Duration(cfg.Limits.MaxIngestWait),
 		OnApply: mgr.OnApply, OnCommitted: mgr.OnCommitted, OnSynced: mgr.OnSynced})
 	if err != nil {
