@@ -89,17 +89,16 @@ func parseRestartFlags(args []string, stderr io.Writer) (restartOpts, error) {
 
 // restartResult is what a run measured.
 type restartResult struct {
-	sent, acked, ackedEvents int64
-	load                     time.Duration // from the first request to the kill
-	toPort, toHealthy        time.Duration // from the restart's exec
-	sentEvents               int64
-	resent                   int64   // acknowledged messages sent again
-	sample                   bool    // resent is a sample of the acknowledged
-	dups                     float64 // of them, ignored as duplicates
-	stored                   int64   // events the restarted server holds (/api/schema)
-	empty, again             memAfterGC
-	file                     uint64 // RSS of mapped files, bytes
-	indexFiles, dataFiles    int64
+	acked, ackedEvents, sentEvents int64
+	load                           time.Duration // from the first request to the kill
+	toHealthy                      time.Duration // from the restart's exec
+	resent                         int64         // acknowledged messages sent again
+	sample                         bool          // resent is a sample of the acknowledged
+	dups                           float64       // of them, ignored as duplicates
+	stored                         int64         // events the restarted server holds (/api/schema)
+	empty, again                   memAfterGC
+	file                           uint64 // RSS of mapped files, bytes
+	indexFiles, dataFiles          int64
 }
 
 func benchRestart(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -95,12 +95,6 @@ func (m *Map) insert(id string, h uint64, n uint32) {
 	m.live++
 }
 
-// SetBytes is Set with the id as bytes (a store key's tail), which it
-// copies.
-func (m *Map) SetBytes(id []byte, n uint32) {
-	m.Set(unsafeString(id), n)
-}
-
 // Load adds an id the map does not hold, as bytes it copies, without
 // looking for it first: for loading ids from a source that holds each
 // once (the store's id records). An id already held would be held twice.
@@ -121,20 +115,6 @@ func (m *Map) Delete(id string) {
 	m.dead += size
 	if m.dead > 1<<20 && m.dead > len(m.arena)/2 {
 		m.rebuild(len(m.slots))
-	}
-}
-
-// Range calls fn for every id and its number until fn returns false. The
-// id is only valid during the call.
-func (m *Map) Range(fn func(id string, n uint32) bool) {
-	for i, s := range m.slots {
-		if s == 0 || s == tombstone {
-			continue
-		}
-		id, _ := m.entry(s)
-		if !fn(id, m.vals[i]) {
-			return
-		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -59,19 +60,13 @@ func TestValEntryIsSet(t *testing.T) {
 
 func sameEntry(t *testing.T, e *valEntry, want map[uint32]bool) {
 	t.Helper()
-	nums := slices.Sorted(func(yield func(uint32) bool) {
-		for n := range want {
-			if !yield(n) {
-				return
-			}
-		}
-	})
-	if got := e.bitmap().ToArray(); !slices.Equal(got, nums) && len(nums)+len(got) > 0 {
+	nums := slices.Sorted(maps.Keys(want))
+	if got := e.bitmap().ToArray(); !slices.Equal(got, nums) {
 		t.Fatalf("bitmap %v, want %v", got, nums)
 	}
 	var g gather
 	g.add(e)
-	if got := g.union().ToArray(); !slices.Equal(got, nums) && len(nums)+len(got) > 0 {
+	if got := g.union().ToArray(); !slices.Equal(got, nums) {
 		t.Fatalf("gathered %v, want %v", got, nums)
 	}
 	var s valEntry
