@@ -254,6 +254,9 @@ func (x *Index) replay(ctx context.Context, r pebble.Reader, to, profilesThrough
 			}
 		case e.changes != nil:
 			x.Apply(e.changes)
+			// An event deleted later in the journal was reached all the
+			// same: the store counted it.
+			x.lastEventSeq = max(x.lastEventSeq, e.lastSeq)
 		default:
 			x.Retain(time.Unix(0, e.cut))
 		}
@@ -271,6 +274,7 @@ type journalEntry struct {
 	changes *ingest.Changes // a changes entry
 	top     uint32          // one more than its events' greatest profile number, when they are not decoded
 	cut     int64           // a retain entry
+	lastSeq uint64          // the greatest event seq it names, stored or not
 	err     error
 	done    chan struct{} // closed once decoded
 }
@@ -345,10 +349,11 @@ func (e *journalEntry) readEvents(r pebble.Reader, ws uint32, n int) error {
 // readProperties reads the properties of the entry's events from the
 // store. An event no longer stored (its user deleted, its day past
 // retention, later in the journal) is left out: what drops it follows in
-// the journal, and nothing else refers to it.
+// the journal, and nothing else refers to it. lastSeq counts it.
 func (e *journalEntry) readProperties(r pebble.Reader, ws uint32) error {
 	evs := e.changes.Events[:0]
 	for _, ev := range e.changes.Events {
+		e.lastSeq = max(e.lastSeq, ev.Seq)
 		st, ok, err := store.ReadEvent(r, ws, ev.Num, ev.Timestamp, ev.Seq)
 		if err != nil {
 			return fmt.Errorf("index journal entry %d: event %d: %w", e.seq, ev.Seq, err)
