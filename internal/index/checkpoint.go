@@ -77,6 +77,8 @@ func Open(ctx context.Context, db *pebble.DB, ws uint32, o LoadOptions) (*Index,
 	// on the applier at the first commit: a large index takes a while.
 	// Everything the store holds is durable already.
 	t := time.Now()
+	x.keepFrom = o.KeepJournalFrom
+	defer func() { x.keepFrom = 0 }()
 	if err := x.Checkpoint(db, func() error { return nil }); err != nil {
 		log.Error("index checkpoint after the rebuild failed; the next commit tries again", "err", err)
 	} else {
@@ -443,7 +445,7 @@ func (x *Index) FinishCheckpoint(db *pebble.DB) (time.Duration, error) {
 	}
 	x.ckptSeq, x.ckptFile, x.ckptParts, x.lastCkpt = ck.seq, ck.name, ck.files, time.Now()
 	// The events of the entries through it are in the event columns now.
-	if err := db.DeleteRange(store.JournalEventsKey(x.ws, 0), store.JournalEventsKey(x.ws, ck.seq+1), pebble.NoSync); err != nil {
+	if err := db.DeleteRange(store.JournalEventsKey(x.ws, 0), store.JournalEventsKey(x.ws, x.trimThrough(ck.seq)+1), pebble.NoSync); err != nil {
 		return 0, fmt.Errorf("trim index journal's events: %w", err)
 	}
 	x.ckptTook = ck.held + x.lastCkpt.Sub(start)
@@ -511,10 +513,20 @@ func (x *Index) newBase(db *pebble.DB, base string, seq uint64) error {
 	if err := x.crash("journal trim"); err != nil {
 		return err
 	}
-	if err := db.DeleteRange(store.JournalKey(x.ws, 0), store.JournalKey(x.ws, seq+1), pebble.NoSync); err != nil {
+	if err := db.DeleteRange(store.JournalKey(x.ws, 0), store.JournalKey(x.ws, x.trimThrough(seq)+1), pebble.NoSync); err != nil {
 		return fmt.Errorf("trim index journal: %w", err)
 	}
 	return x.removeUnnamed()
+}
+
+// trimThrough is how far the journal may be deleted once a checkpoint
+// covers it through seq: not past the entries LoadOptions.KeepJournalFrom
+// keeps while Open checkpoints a rebuild.
+func (x *Index) trimThrough(seq uint64) uint64 {
+	if x.keepFrom > 0 && x.keepFrom <= seq {
+		return x.keepFrom - 1
+	}
+	return seq
 }
 
 // removeUnnamed deletes the files of the index directory that CURRENT

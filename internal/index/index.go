@@ -54,6 +54,7 @@ type Index struct {
 	ws          uint32
 	dir         string
 	jseq        uint64   // the last journal entry written or replayed
+	keepFrom    uint64   // while Open checkpoints a rebuild: LoadOptions.KeepJournalFrom
 	ckptSeq     uint64   // the event columns through this journal entry are in the checkpoint on disk
 	ckptFile    string   // the checkpoint file of the event columns CURRENT names
 	baseSeq     uint64   // the profiles' side through this entry is in baseFile; the journal since is kept

@@ -26,6 +26,12 @@ type LoadOptions struct {
 	SealEvents int
 	// Logger reports how Open found the index.
 	Logger *slog.Logger
+	// KeepJournalFrom, when not 0, keeps the journal entries from this
+	// seq on when Open rebuilds the index from the store (its checkpoint
+	// would delete them): another reader of the journal (segment
+	// membership's catch-up) has not seen them yet. A later base deletes
+	// them.
+	KeepJournalFrom uint64
 }
 
 // loadMeter turns a load's position into Progress calls; nil reports

@@ -489,7 +489,7 @@ func TestJournalGapIsDamage(t *testing.T) {
 // whose profile a later entry deletes (with its stored events) are left
 // out at replay, and still counted as reached: the index opens from its
 // files, not by a rebuild from the store, which would also drop the
-// journal.
+// journal that a start's catch-up of segment memberships reads.
 func TestReplayPastDeletedEvents(t *testing.T) {
 	db := memDB(t)
 	const ws = 6
@@ -531,5 +531,8 @@ func TestReplayPastDeletedEvents(t *testing.T) {
 	defer y.Close()
 	if strings.Contains(logged.String(), "unusable") || y.replayed != 2 {
 		t.Fatalf("replayed %d entries (want 2); log:\n%s", y.replayed, logged.String())
+	}
+	if tc, err := y.JournalTouched(db, 0, y.JournalSeq()); err != nil || !slices.Equal(tc.Nums, []uint32{1}) || !tc.Complete || tc.IDs[1] != (IDChange{Old: "", New: ""}) {
+		t.Fatalf("journal touched %+v, %v; want profile 1, created and deleted", tc, err)
 	}
 }

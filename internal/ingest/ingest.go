@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,11 +42,24 @@ type Options struct {
 	// nothing of it is stored); 0 means 5 s. Internal jobs (Run, user
 	// deletions) always wait.
 	MaxWait time.Duration
-	// OnApply, when set, is called by the applier with what a commit
-	// group changed in one workspace, just before the group is committed:
-	// what it writes to b commits atomically with the changes, and what it
-	// updates in memory is current before any client hears back. An error
-	// fails the group (and stops ingestion, as a store failure would).
+	// OnRecord, when set, is called by the applier with what a commit
+	// group changed in one workspace, before the group's batch b commits:
+	// what it writes to b commits atomically with the messages (an index
+	// journal). It should be cheap: the applier waits for it.
+	OnRecord func(w *Workspace, c *Changes, b *pebble.Batch) error
+	// OnApply, when set, is called by the applier with the same changes
+	// while the group's batch commits (so the store's memtable insert and
+	// the listener's work run on two cores). What it writes to b commits
+	// right after the group's batch, before any client hears back, and
+	// what it updates in memory is current by then. A crash between the
+	// two commits keeps the messages and loses b: the listener makes that
+	// good at its next start from what OnRecord wrote. b reads the
+	// committed store; the group's batch may not be visible yet, so the
+	// listener must not read back what the group wrote (the changes carry
+	// it). In a group with a Run job, the changes made before the job are
+	// handed to both listeners in the group's batch, before fn runs. An
+	// error fails the group (and stops ingestion, as a store failure
+	// would).
 	OnApply func(w *Workspace, c *Changes, b *pebble.Batch) error
 	// OnCommitted is called by the applier right after group gen (1, 2,
 	// …) is committed (visible, not yet durable); OnSynced by the syncer
@@ -462,23 +476,28 @@ func finish(group []*job, err error) {
 }
 
 // applyGroup applies a group of jobs in one batch and commits it without
-// waiting for the sync.
+// waiting for the sync. The batch commits on a goroutine of its own while
+// the OnApply listener applies the group's changes and writes what
+// follows from them to a second batch, committed right after the first.
 func (g *Ingester) applyGroup(group []*job) error {
 	b := g.st.DB().NewIndexedBatch()
 	defer b.Close()
 	touched := map[*Workspace]*tx{}
+	var order []*tx
 	for _, j := range group {
 		t := touched[j.ws]
 		if t == nil {
 			t = newTx(g, b, j.ws)
 			touched[j.ws] = t
+			order = append(order, t)
 		}
 		if err := t.run(j); err != nil {
 			return err
 		}
 	}
-	for w, t := range touched {
-		if err := t.publish(); err != nil {
+	for _, t := range order {
+		w := t.w
+		if err := t.record(); err != nil {
 			return err
 		}
 		if err := w.Schema.Flush(func(kind byte, name string, val []byte) error {
@@ -490,13 +509,48 @@ func (g *Ingester) applyGroup(group []*job) error {
 			return err
 		}
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	if err := g.commitApplying(b, order); err != nil {
+		return err
 	}
-	for _, t := range touched {
+	for _, t := range order {
 		g.m.accepted.Add(float64(t.accepted))
 		g.m.duplicates.Add(float64(t.duplicates))
 		g.m.rejected.Add(float64(t.rejected))
+	}
+	return nil
+}
+
+// commitApplying commits b while the OnApply listener takes the changes
+// of txs, then commits what the listener wrote.
+func (g *Ingester) commitApplying(b *pebble.Batch, txs []*tx) error {
+	pending := g.opts.OnApply != nil && slices.ContainsFunc(txs, func(t *tx) bool { return !t.changes.empty() })
+	if !pending {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	}
+	committed := make(chan error, 1)
+	go func() { committed <- b.Commit(pebble.NoSync) }()
+	after := g.st.DB().NewIndexedBatch()
+	defer after.Close()
+	var applyErr error
+	for _, t := range txs {
+		if applyErr = t.applied(after); applyErr != nil {
+			break
+		}
+	}
+	if err := <-committed; err != nil { // b is not touched again before this
+		return fmt.Errorf("commit: %w", err)
+	}
+	if applyErr != nil {
+		return applyErr
+	}
+	if after.Empty() {
+		return nil
+	}
+	if err := after.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("commit the applied changes: %w", err)
 	}
 	return nil
 }

@@ -538,17 +538,41 @@ func (t *tx) flush() error {
 	return nil
 }
 
-// publish writes the changed profiles and hands the changes so far to the
-// OnApply listener, then starts a fresh change list.
+// publish writes the changed profiles and hands the changes so far to
+// both listeners in the group's own batch, then starts a fresh change
+// list. A Run job in the middle of a group uses it, so fn sees what the
+// group did so far.
 func (t *tx) publish() error {
+	if err := t.record(); err != nil {
+		return err
+	}
+	if err := t.applied(t.b); err != nil {
+		return err
+	}
+	t.changes = Changes{}
+	return nil
+}
+
+// record writes the changed profiles and hands the changes so far to the
+// OnRecord listener, whose writes commit with the messages.
+func (t *tx) record() error {
 	if err := t.flush(); err != nil {
 		return err
 	}
+	if t.g.opts.OnRecord != nil && !t.changes.empty() {
+		if err := t.g.opts.OnRecord(t.w, &t.changes, t.b); err != nil {
+			return fmt.Errorf("record changes of workspace %q: %w", t.w.Name, err)
+		}
+	}
+	return nil
+}
+
+// applied hands the recorded changes to the OnApply listener, writing to b.
+func (t *tx) applied(b *pebble.Batch) error {
 	if t.g.opts.OnApply != nil && !t.changes.empty() {
-		if err := t.g.opts.OnApply(t.w, &t.changes, t.b); err != nil {
+		if err := t.g.opts.OnApply(t.w, &t.changes, b); err != nil {
 			return fmt.Errorf("apply changes of workspace %q: %w", t.w.Name, err)
 		}
 	}
-	t.changes = Changes{}
 	return nil
 }

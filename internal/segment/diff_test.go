@@ -54,9 +54,12 @@ func newWorldWith(t testing.TB, dir string) *world {
 	w.g, err = ingest.New(st, ingest.Options{
 		Limits: config.Default().Limits,
 		Now:    func() time.Time { return genNow },
-		OnApply: func(_ *ingest.Workspace, c *ingest.Changes, b *pebble.Batch) error {
-			w.ix.Apply(c)
+		OnRecord: func(_ *ingest.Workspace, c *ingest.Changes, b *pebble.Batch) error {
 			return w.ix.Journal(b, c)
+		},
+		OnApply: func(_ *ingest.Workspace, c *ingest.Changes, _ *pebble.Batch) error {
+			w.ix.Apply(c)
+			return nil
 		},
 		OnCommitted: func(uint64) {
 			if w.ix.CheckpointDue(2100, time.Hour, time.Now()) {

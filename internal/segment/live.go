@@ -271,14 +271,44 @@ type touch struct {
 	traits map[string]bool
 }
 
-// OnApply is the ingestion path's listener: it brings the workspace's
-// index up to date with a commit group and updates every affected segment
-// membership for exactly the touched profiles, writing the changes (and
-// timers) into the group's batch.
+// Listen sets o's listeners to m's: OnRecord, OnApply, OnCommitted and
+// OnSynced, which only work together.
+func (m *Manager) Listen(o *ingest.Options) {
+	o.OnRecord, o.OnApply, o.OnCommitted, o.OnSynced = m.OnRecord, m.OnApply, m.OnCommitted, m.OnSynced
+}
+
+// OnRecord is the ingestion path's first listener: it journals a commit
+// group's changes to the workspace's index in the group's own batch, so
+// the journal holds them exactly when the store does, and loads the live
+// state (reading that batch) before OnApply needs it.
+func (m *Manager) OnRecord(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batch) error {
+	sp := m.space(w)
+	if !sp.liveSeqWritten {
+		// The first entry since the start: a crash before its changes
+		// are written must find the key naming the entry before it.
+		if err := writeLiveSeq(b, sp); err != nil {
+			return err
+		}
+		sp.liveSeqWritten = true
+	}
+	if err := sp.ix.Journal(b, c); err != nil {
+		return err
+	}
+	_, err := sp.liveState(b)
+	return err
+}
+
+// OnApply is the ingestion path's second listener, called while the
+// group's batch commits: it brings the workspace's index up to date with
+// the group and updates every affected segment membership for exactly
+// the touched profiles, writing the changes, timers and the journal entry
+// they answer (store.LiveSeqKey) into b, committed right after the group.
+// A start after a crash between the two commits re-evaluates the profiles
+// of the entries after that one (Attach).
 func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batch) error {
 	sp := m.space(w)
 	sp.ix.Apply(c)
-	if err := sp.ix.Journal(b, c); err != nil {
+	if err := writeLiveSeq(b, sp); err != nil {
 		return err
 	}
 	lv, err := sp.liveState(b)
@@ -671,4 +701,13 @@ func ReadChanges(r pebble.Reader, ws uint32, since, upTo uint64, keep func(segme
 		next = upTo
 	}
 	return out, next, nil
+}
+
+// writeLiveSeq records in b that the membership changes of every index
+// journal entry so far are written (with b).
+func writeLiveSeq(b *pebble.Batch, sp *space) error {
+	if !sp.ix.Persisted() {
+		return nil // an index kept in memory: no journal
+	}
+	return b.Set(store.LiveSeqKey(sp.ws.Num), binary.BigEndian.AppendUint64(nil, sp.ix.JournalSeq()), nil)
 }

@@ -59,6 +59,13 @@ func openLive(t testing.TB, fs vfs.FS, clk *clock) *liveWorld {
 
 func openLiveOpts(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options, limits ...func(*config.Limits)) *liveWorld {
 	t.Helper()
+	return openLiveHooked(t, fs, clk, opts, nil, limits...)
+}
+
+// openLiveHooked is openLiveOpts with hook, when set, changing the
+// ingestion path's options after the manager's listeners are set.
+func openLiveHooked(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options, hook func(*ingest.Options), limits ...func(*config.Limits)) *liveWorld {
+	t.Helper()
 	st, err := store.Open("", store.Options{FS: fs, CacheBytes: 16 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +86,12 @@ func openLiveOpts(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options, lim
 	for _, f := range limits {
 		f(&lim)
 	}
-	g, err := ingest.New(st, ingest.Options{Limits: lim, Now: clk.Now,
-		OnApply: m.OnApply, OnCommitted: m.OnCommitted, OnSynced: m.OnSynced})
+	o := ingest.Options{Limits: lim, Now: clk.Now}
+	m.Listen(&o)
+	if hook != nil {
+		hook(&o)
+	}
+	g, err := ingest.New(st, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,6 +84,9 @@ type space struct {
 	segs map[string]*seg
 	live *liveState
 	view atomic.Pointer[memberView]
+	// liveSeqWritten: store.LiveSeqKey was written since the start
+	// (applier goroutine).
+	liveSeqWritten bool
 }
 
 // memberView is every segment's membership as of the applier's last
@@ -232,7 +235,14 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 	prog := newOpenProgress(st, wss, opts.Progress)
 	for i, w := range wss {
 		start := time.Now()
-		ix, err := index.Open(ctx, st.DB(), w.Num, m.indexOptions(w.Num, prog.index(i)))
+		o := m.indexOptions(w.Num, prog.index(i))
+		// A rebuild keeps the journal entries catchUp has to read.
+		if done, found, err := store.ReadLiveSeq(st.DB(), w.Num); err != nil {
+			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
+		} else if found {
+			o.KeepJournalFrom = done + 1
+		}
+		ix, err := index.Open(ctx, st.DB(), w.Num, o)
 		if err != nil {
 			return nil, fmt.Errorf("workspace %q: %w", w.Name, err)
 		}
@@ -256,7 +266,8 @@ func Open(ctx context.Context, st *store.Store, opts Options) (*Manager, error) 
 }
 
 // Attach connects the manager to the ingestion path (which was built with
-// OnApply set to m.OnApply) and starts the build worker and timers.
+// m.Listen), starts the build worker and timers, and first re-evaluates
+// what a crash left without its membership changes (catchUp).
 func (m *Manager) Attach(in *ingest.Ingester) error {
 	m.in = in
 	m.mu.Lock()
@@ -280,7 +291,13 @@ func (m *Manager) Attach(in *ingest.Ingester) error {
 			}
 		}
 	}
+	spaces := slices.Collect(maps.Values(m.spaces))
 	m.mu.Unlock()
+	for _, sp := range spaces {
+		if err := m.catchUp(sp); err != nil {
+			return fmt.Errorf("workspace %q: %w", sp.ws.Name, err)
+		}
+	}
 	m.wg.Add(1)
 	go m.buildLoop()
 	for _, b := range pending {

@@ -26,6 +26,9 @@ func (m *Manager) Retain(ctx context.Context, w *ingest.Workspace, from time.Tim
 		if err := sp.ix.JournalRetain(b, from); err != nil {
 			return err
 		}
+		if err := writeLiveSeq(b, sp); err != nil {
+			return err
+		}
 		lv, err := sp.liveState(b)
 		if err != nil {
 			return err

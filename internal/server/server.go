@@ -141,9 +141,10 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 		st.Close()
 		return nil, fmt.Errorf("load ingest state: %w", ls.err)
 	}
-	in, err := ingest.New(st, ingest.Options{Limits: cfg.Limits, Logger: s.log, Registerer: s.reg, Now: o.Now, State: ls.state,
-		MaxWait: time.Duration(cfg.Limits.MaxIngestWait),
-		OnApply: mgr.OnApply, OnCommitted: mgr.OnCommitted, OnSynced: mgr.OnSynced})
+	io := ingest.Options{Limits: cfg.Limits, Logger: s.log, Registerer: s.reg, Now: o.Now, State: ls.state,
+		MaxWait: time.Duration(cfg.Limits.MaxIngestWait)}
+	mgr.Listen(&io)
+	in, err := ingest.New(st, io)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("start ingestion: %w", err)

@@ -167,7 +167,14 @@ const (
 	tagChangeSeq = 'C' // C ws → u64 last change seq
 	tagTimer     = 'T' // T ws due num segID → nil: a pending re-evaluation
 	tagCompacted = 'X' // X ws → u64 seq through which the change log is compacted
+	tagLiveSeq   = 'L' // L ws → u64 last index journal entry whose membership changes are written
 )
+
+// LiveSeqKey holds the last index journal entry (store.JournalKey) whose
+// membership changes are written: the changes follow the journal entry in
+// a commit of their own, and a start re-evaluates the profiles of the
+// entries after it.
+func LiveSeqKey(ws uint32) []byte { return wsKey(tagLiveSeq, ws, 0) }
 
 // CompactedKey holds the seq through which a workspace's change log keeps
 // only the latest change of each (segment, user).

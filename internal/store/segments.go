@@ -87,6 +87,19 @@ func ReadChangeSeq(r pebble.Reader, ws uint32) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
+// ReadLiveSeq reads a workspace's LiveSeqKey; found is false when it was
+// never written.
+func ReadLiveSeq(r pebble.Reader, ws uint32) (seq uint64, found bool, err error) {
+	v, ok, err := Get(r, LiveSeqKey(ws))
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("live journal seq: %w", ErrCorruption)
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
 // ScanTimers calls fn for every pending timer of a workspace.
 func ScanTimers(r pebble.Reader, ws uint32, fn func(due time.Time, num uint32, seg string) error) error {
 	lo, hi := wsRange(tagTimer, ws)
