@@ -138,6 +138,12 @@ func readBody(r *http.Request, max int) ([]byte, error) {
 		return nil, fmt.Errorf("Content-Encoding %q is not supported (send gzip or nothing): %w", enc, message.ErrMalformed)
 	}
 	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= int64(max) {
+		// Read into one buffer of the announced size (and the room
+		// ReadFrom wants to see the end) rather than doubling up to it:
+		// the doublings were 30% of the bytes an ingest request allocated.
+		buf.Grow(int(n) + bytes.MinRead)
+	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, int64(max)+1))
 	if err != nil {
 		return nil, fmt.Errorf("read body: %v: %w", err, message.ErrMalformed)

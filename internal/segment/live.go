@@ -320,6 +320,18 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	order := sp.order()
+	if len(order) == 0 && lv.pendingBuilds == 0 {
+		// No segment to re-evaluate, no build to catch up: only the
+		// trait cache and the bot throttles follow the changes.
+		for _, p := range c.Profiles {
+			lv.traits.update(p.Num, p.NewID, p.New)
+			if p.NewID == "" {
+				delete(lv.bots, p.Num)
+			}
+		}
+		m.m.observeLatency(c, now)
+		return e.finish()
+	}
 	deps := newSegDeps(order)
 
 	touched := map[uint32]*touch{}
