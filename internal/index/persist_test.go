@@ -535,4 +535,11 @@ func TestReplayPastDeletedEvents(t *testing.T) {
 	if tc, err := y.JournalTouched(db, 0, y.JournalSeq()); err != nil || !slices.Equal(tc.Nums, []uint32{1}) || !tc.Complete || tc.IDs[1] != (IDChange{Old: "", New: ""}) {
 		t.Fatalf("journal touched %+v, %v; want profile 1, created and deleted", tc, err)
 	}
+	// An entry no longer stored makes the answer incomplete.
+	if err := db.Delete(store.JournalKey(ws, 1), pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	if tc, err := y.JournalTouched(db, 0, y.JournalSeq()); err != nil || tc.Complete || !slices.Equal(tc.Nums, []uint32{1}) {
+		t.Fatalf("journal touched %+v, %v without entry 1; want incomplete, profile 1 from entry 2", tc, err)
+	}
 }
