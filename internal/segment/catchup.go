@@ -37,8 +37,10 @@ func (m *Manager) catchUp(sp *space) error {
 	}
 	nums := tc.Nums
 	if !tc.Complete {
-		// The index was rebuilt from the store, which trims the journal:
-		// every profile, and every number a segment holds, is looked at.
+		// Entries are missing, which neither a base (it trims through the
+		// entries whose changes are written) nor a rebuild (it keeps those
+		// after L) should cause: every profile, and every number a segment
+		// holds, is looked at, in one step that holds the applier.
 		all := sp.ix.AllClone()
 		sp.mu.RLock()
 		for _, s := range sp.segs {
