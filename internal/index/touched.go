@@ -32,7 +32,7 @@ type Touched struct {
 	// IDs are the ids of the profiles they changed.
 	IDs map[uint32]IDChange
 	// Complete is false when some of the entries are no longer stored
-	// (a base covered them, or the index was rebuilt from the store).
+	// (a base or a rebuild trimmed them past what its caller kept).
 	Complete bool
 }
 

@@ -578,3 +578,37 @@ func TestEvaluateGivesUp(t *testing.T) {
 		t.Errorf("a query with a cancelled request context: %v, want context.Canceled", err)
 	}
 }
+
+// TestTraitCacheFollowsWithoutSegments: while no segment is defined,
+// OnApply skips re-evaluation but must still keep its cache of decoded
+// traits current, or a segment created later re-evaluates a profile
+// against traits it no longer has.
+func TestTraitCacheFollowsWithoutSegments(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	w := openLive(t, vfs.NewMem(), clk)
+	defer w.close()
+	ctx := context.Background()
+	cond := json.RawMessage(`{"and":[{"event":"E"},{"trait":"plan","op":"eq","value":"pro"}]}`)
+	n := 0
+	send := func(m *model.Message) {
+		n++
+		m.MessageID, m.UserID = fmt.Sprint("m", n), "u1"
+		w.send(t, m)
+	}
+	if _, err := w.m.Create(ctx, w.ws, "a", "a", cond); err != nil {
+		t.Fatal(err)
+	}
+	send(&model.Message{Type: model.Identify, Traits: map[string]any{"plan": "free"}})
+	send(&model.Message{Type: model.Track, Event: "E"}) // u1's traits cached: free
+	if err := w.m.Delete(ctx, w.ws, "a"); err != nil {
+		t.Fatal(err)
+	}
+	send(&model.Message{Type: model.Identify, Traits: map[string]any{"plan": "pro"}}) // no segment
+	if _, err := w.m.Create(ctx, w.ws, "b", "b", cond); err != nil {
+		t.Fatal(err)
+	}
+	send(&model.Message{Type: model.Track, Event: "E"}) // re-evaluated from the cache
+	if got := w.replay(t)["b"]; !got["u1"] {
+		t.Fatalf("members of b from the change stream %v, want u1 (plan pro, did E)", got)
+	}
+}
