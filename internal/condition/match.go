@@ -349,6 +349,9 @@ func (s *AggState) Add(v any, present bool) {
 	s.sum += f
 }
 
+// Values is how many distinct values s holds (0 but for distinct).
+func (s *AggState) Values() int { return len(s.seen) }
+
 // Result returns the aggregate, and false when it has no value.
 func (s *AggState) Result() (float64, bool) {
 	switch s.fn {

@@ -40,6 +40,10 @@ type Index struct {
 	ids     idArena             // live root → canonical id
 	traits  map[string]*traitIdx
 	events  map[string]*eventCol
+	// added collects the events apply records while collect is set
+	// (ApplyEach; the writer's).
+	added   []Event
+	collect bool
 	// retainFrom: events before it have passed retention and are ignored.
 	retainFrom int64
 	gen        uint64    // counts Apply calls
@@ -283,11 +287,33 @@ func LoadWith(ctx context.Context, r pebble.Reader, ws uint32, o LoadOptions) (*
 }
 
 // Apply applies one commit's changes.
-func (x *Index) Apply(c *ingest.Changes) {
+func (x *Index) Apply(c *ingest.Changes) { x.ApplyEach(c, nil) }
+
+// ApplyEach is Apply, calling fn (when not nil) for each of c's events
+// that a walk of its profile will read (not those before the retention
+// horizon), in order, with k its position in c.Events and ev the event as
+// the index now holds it, before any head is sealed: the writer's way to
+// follow exactly what the index recorded (the segment manager's running
+// states). fn runs on the writer's goroutine without the lock, and must
+// not keep ev past its return.
+func (x *Index) ApplyEach(c *ingest.Changes, fn func(k int, ev Event)) {
 	x.mu.Lock()
+	if fn != nil {
+		x.added = x.added[:0]
+	}
+	x.collect = fn != nil
 	x.apply(c, true)
+	x.collect = false
 	x.releaseDead()
 	x.mu.Unlock()
+	if fn != nil {
+		for k, ev := range x.added {
+			if ev.i >= 0 {
+				fn(k, ev)
+			}
+		}
+		clear(x.added) // no column kept alive by the buffer
+	}
 	x.headEvents += len(c.Events)
 	if x.sealEvents > 0 {
 		for _, e := range c.Events {
@@ -336,7 +362,13 @@ func (x *Index) apply(c *ingest.Changes, events bool) {
 			x.maxNum = max(x.maxNum, e.Num+1)
 			continue
 		}
-		x.addEvent(e.Num, e.Name, e.Timestamp, e.Properties)
+		ev := x.addEvent(e.Num, e.Name, e.Timestamp, e.Properties)
+		if x.collect {
+			x.added = append(x.added, ev) // ev.i < 0: not read by walks
+			if e.Timestamp.UnixNano() < x.retainFrom {
+				x.added[len(x.added)-1].i = -1
+			}
+		}
 		x.lastEventSeq = max(x.lastEventSeq, e.Seq)
 	}
 }
@@ -468,7 +500,7 @@ func (t *traitIdx) sub(rest string) *traitIdx {
 	return s
 }
 
-func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string]any) {
+func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string]any) Event {
 	x.maxNum = max(x.maxNum, num+1)
 	c := x.events[name]
 	if c == nil {
@@ -508,6 +540,7 @@ func (x *Index) addEvent(num uint32, name string, ts time.Time, props map[string
 			col.push(0) // the event lacks the path
 		}
 	}
+	return Event{col: c, i: int32(i)}
 }
 
 // appendEvent adds an event's profile and time, chains it among the

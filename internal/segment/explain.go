@@ -119,6 +119,7 @@ func (sp *space) explain(s *seg, num uint32, p *store.ProfileRecord, now time.Ti
 			}
 		case condition.Event:
 			le := newProfileEval(sp.ix, num, p.Traits, now, member)
+			le.exact = true // the whole count, not the deciding one
 			leaf.Matched = le.event(n)
 			count, agg := le.eventStats(n)
 			leaf.Count, leaf.Value = &count, count

@@ -307,7 +307,7 @@ func (m *Manager) OnRecord(w *ingest.Workspace, c *ingest.Changes, b *pebble.Bat
 // of the entries after that one (Attach).
 func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batch) error {
 	sp := m.space(w)
-	sp.ix.Apply(c)
+	sp.ix.ApplyEach(c, sp.followRuns(c))
 	if err := writeLiveSeq(b, sp); err != nil {
 		return err
 	}
@@ -319,6 +319,12 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 	e := &emitter{m: m, sp: sp, lv: lv, b: b, now: now}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	if sp.runs == nil {
+		sp.runs = newRuns(m.opts.RunsFrom)
+	}
+	if sp.runs.defs != sp.defs {
+		sp.runs.reset(sp.defs)
+	}
 	order := sp.order()
 	if len(order) == 0 && lv.pendingBuilds == 0 {
 		// No segment to re-evaluate, no build to catch up: only the
@@ -449,6 +455,7 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 		if job.err != nil {
 			return job.err
 		}
+		sp.runs.keep(job.made)
 		if err := e.applyVerdicts(job); err != nil {
 			return err
 		}
@@ -480,6 +487,9 @@ func (m *Manager) reevaluate(e *emitter, order []*seg, deps *segDeps, root uint3
 	m.decide(e.sp, order, deps, e.now, job, only, e.fetchTraits)
 	if job.err != nil {
 		return job.err
+	}
+	if e.sp.runs != nil {
+		e.sp.runs.keep(job.made)
 	}
 	return e.applyVerdicts(job)
 }

@@ -71,6 +71,11 @@ func openLiveHooked(t testing.TB, fs vfs.FS, clk *clock, opts segment.Options, h
 		t.Fatal(err)
 	}
 	opts.Now, opts.BuildWait = clk.Now, time.Minute
+	if opts.RunsFrom == 0 {
+		// Every walk long enough to keep a running state keeps it: the
+		// replay tests check the states against full evaluations.
+		opts.RunsFrom = 1
+	}
 	if opts.IndexDir == "" {
 		// The index persisted beside the store, across reopenings of the
 		// same fs, checkpointed every 40 events, heads sealed every 7:

@@ -87,6 +87,11 @@ type space struct {
 	// liveSeqWritten: store.LiveSeqKey was written since the start
 	// (applier goroutine).
 	liveSeqWritten bool
+	// runs are the live path's running states (runs.go; the applier's,
+	// made at its first step); defs counts changes of the segments'
+	// definitions (under mu), which drop them.
+	runs *runs
+	defs uint64
 }
 
 // memberView is every segment's membership as of the applier's last
@@ -166,6 +171,10 @@ type Options struct {
 	// for them to be decided on several goroutines (default 64); tests
 	// set 1.
 	ParallelFrom int
+	// RunsFrom, when not 0, is how many events a live re-evaluation's walk
+	// of a leaf visits before the leaf's running state for the profile is
+	// kept (runs.go; default 256); tests set 1.
+	RunsFrom int
 }
 
 // Manager owns every workspace's segments.
@@ -502,6 +511,7 @@ func (m *Manager) Create(ctx context.Context, w *ingest.Workspace, id, name stri
 	s := &seg{Segment: Segment{ID: id, Name: name, Condition: compact(raw), Status: StatusBuilding, Criteria: []Criterion{},
 		CreatedAt: now, UpdatedAt: now, Version: 1}, node: n, members: roaring.New()}
 	sp.segs[id] = s
+	sp.defs++
 	sp.publish(map[*seg]bool{s: true})
 	rec := s.Segment
 	sp.mu.Unlock()
@@ -540,6 +550,7 @@ func (m *Manager) Update(ctx context.Context, w *ingest.Workspace, id, name stri
 		s.Name = name
 	}
 	s.Condition, s.node = compact(raw), n
+	sp.defs++
 	s.Status, s.Progress = StatusBuilding, 0
 	s.Version++
 	s.UpdatedAt = m.opts.Now().UTC()
@@ -591,6 +602,7 @@ func (m *Manager) Delete(ctx context.Context, w *ingest.Workspace, id string) er
 			return err
 		}
 		delete(sp.segs, id)
+		sp.defs++
 		delete(e.dirty, s)
 		e.republish = true
 		if err := b.Delete(store.SegmentKey(w.Num, id), nil); err != nil {

@@ -22,6 +22,12 @@ type profileEval struct {
 	now    time.Time
 	member func(segID string) bool
 	next   int64 // earliest instant > now at which an input changes; MaxInt64 for never
+	// runs, when set, are the applier's running states, read (not
+	// written): states made by long walks go to made instead.
+	runs *runs
+	made []madeRun
+	// exact: every count is the whole count, walked (explanations).
+	exact bool
 }
 
 func newProfileEval(ix *index.Index, root uint32, traits map[string]any, now time.Time, member func(string) bool) *profileEval {
@@ -98,8 +104,15 @@ func (e *profileEval) event(n *condition.Node) bool {
 
 // eventStats counts the profile's events that satisfy an event leaf's
 // name, where-predicates and window, and folds its aggregate (nil without
-// one) over them.
+// one) over them. Unless e.exact, a count-only leaf's count may stop at
+// the count that decides it, and a kept running state answers without a
+// walk (runs.go).
 func (e *profileEval) eventStats(n *condition.Node) (int64, *condition.AggState) {
+	if !e.exact {
+		if s := e.runs.get(n, e.root); s != nil {
+			return s.count, s.agg
+		}
+	}
 	var count int64
 	var agg *condition.AggState
 	if n.Aggregate != nil {
@@ -123,26 +136,29 @@ func (e *profileEval) eventStats(n *condition.Node) (int64, *condition.AggState)
 		gone = func(ts time.Time) bool { return !n.Window.Contains(ts, e.now) }
 		since = n.Window.From
 	}
-	// A leaf that asks for at least need events (no aggregate) over all
-	// history or a fixed range is decided by the newest need of them: its
+	// A count-only leaf over all history or a fixed range is decided by
+	// its newest need events, need being the count from which every count
+	// answers alike (at least 3: 3; fewer than 3: 3; exactly 3: 4): its
 	// walk goes newest first and stops there. Its answer can change only
 	// when one of those stops counting (a within_last predicate on it
-	// flips), so the instants noted for them are the ones that matter;
-	// events further back can only keep the count up. Not with a relative
-	// window: the noted exit would then be the need-th newest event's,
-	// which moves with every new event, and rewriting the profile's timer
-	// each time costs more than the walk saves (BENCHMARKS.md).
+	// flips): the others can only keep the count at need or above, so the
+	// instants noted for the visited ones are the ones that matter. Not
+	// with a relative window: the noted exit would then be the need-th
+	// newest event's, which moves with every new event, and rewriting the
+	// profile's timer each time costs more than the walk saves
+	// (BENCHMARKS.md).
 	var need int64 // 0: walk every event
-	if c, ok := n.EffectiveCount(); ok && n.Aggregate == nil && n.Window.Kind != condition.WindowLast && (c.Op == condition.OpGte || c.Op == condition.OpGt) {
-		need = c.Lo
-		if c.Op == condition.OpGt {
-			need++ // gt MaxInt64 wraps to MinInt64: decided below, as false
-		}
-		if need <= 0 {
-			return 0, nil // decided without a walk (0 events), and nothing changes it
+	if c, ok := n.EffectiveCount(); ok && !e.exact && n.Aggregate == nil && n.Window.Kind != condition.WindowLast {
+		if k, ok := decidingCount(c); ok {
+			if k <= 0 {
+				return 0, nil // every count answers as 0 does, and nothing changes it
+			}
+			need = k
 		}
 	}
+	visited := 0
 	visit := func(ev index.Event) {
+		visited++
 		if gone != nil && gone(ev.Time()) {
 			return
 		}
@@ -173,10 +189,43 @@ func (e *profileEval) eventStats(n *condition.Node) (int64, *condition.AggState)
 			visit(ev)
 			return count < need
 		})
+		if count < need {
+			e.keep(n, visited, count, agg) // the whole history was walked
+		}
 		return count, agg
 	}
 	e.ix.EachEventSince(e.root, n.Name, since, visit)
+	e.keep(n, visited, count, agg)
 	return count, agg
+}
+
+// keep hands a long walk's count and aggregate to the applier as the
+// leaf's running state for the profile, when the leaf can keep one.
+func (e *profileEval) keep(n *condition.Node, visited int, count int64, agg *condition.AggState) {
+	if e.exact || !e.runs.keeps(n, visited) || agg != nil && agg.Values() > maxRunValues {
+		return
+	}
+	e.made = append(e.made, madeRun{n: n, root: e.root, s: &runState{count: count, agg: agg}})
+}
+
+// decidingCount is the count from which every count answers c alike,
+// and false when only MaxInt64 or none is.
+func decidingCount(c condition.Cmp) (int64, bool) {
+	var last int64 // the largest count whose answer may differ from the next one's
+	switch c.Op {
+	case condition.OpGte, condition.OpLt:
+		return c.Lo, true
+	case condition.OpGt, condition.OpLte, condition.OpEq, condition.OpNeq:
+		last = c.Lo
+	case condition.OpBetween:
+		last = max(c.Lo, c.Hi)
+	default:
+		return 0, false
+	}
+	if last == math.MaxInt64 {
+		return 0, false
+	}
+	return last + 1, true
 }
 
 // nextChange is the instant found by the last evaluations, if any.

@@ -34,6 +34,7 @@ type evalJob struct {
 	traits   map[string]any
 	have     bool // traits holds the profile's traits (false after a fetch: it has no stored record)
 	verdicts []verdict
+	made     []madeRun // running states its walks made (runs.go)
 	err      error
 }
 
@@ -78,7 +79,9 @@ func (m *Manager) decide(sp *space, order []*seg, deps *segDeps, now time.Time, 
 			}
 		}
 		pe := newProfileEval(sp.ix, root, job.traits, now, member)
+		pe.runs = sp.runs
 		v := verdict{s: s, in: pe.match(s.node)}
+		job.made = append(job.made, pe.made...)
 		if was := s.members.Contains(root); v.in != was {
 			v.change = true
 			changed = append(changed, v)

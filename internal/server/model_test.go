@@ -66,7 +66,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 		c.Retention = config.Duration(3 * 24 * time.Hour)
 		c.ChangeLogHorizon = config.Duration(24 * time.Hour)
 		c.Limits.BotEventsPerMinute = 6
-	}, Options{Now: clk.Now, BuildWait: time.Minute, CheckpointEvents: 12, SealEvents: 5, ScanYieldBlocks: 1, ParallelFrom: 1})
+	}, Options{Now: clk.Now, BuildWait: time.Minute, CheckpointEvents: 12, SealEvents: 5, ScanYieldBlocks: 1, ParallelFrom: 1, RunsFrom: 1})
 	ctx := context.Background()
 	ids := slices.Sorted(maps.Keys(modelSegments))
 	ids = append(slices.DeleteFunc(ids, func(id string) bool { return id == "ever_a_no_b" }), "ever_a_no_b") // refers to others

@@ -57,6 +57,9 @@ type Options struct {
 	// ParallelFrom: see segment.Options (tests set 1, so that even small
 	// steps decide their profiles on several goroutines).
 	ParallelFrom int
+	// RunsFrom: see segment.Options (tests set 1, so that every long
+	// enough walk keeps its running state).
+	RunsFrom int
 }
 
 // Server is a running Cohort.
@@ -126,7 +129,7 @@ func OpenContext(ctx context.Context, cfg config.Config, o Options) (*Server, er
 		Progress: o.Progress, IndexDir: filepath.Join(cfg.Data, "index"),
 		CheckpointEvents: cmp.Or(o.CheckpointEvents, cfg.Index.CheckpointEvents), CheckpointEvery: time.Duration(cfg.Index.CheckpointInterval),
 		SealEvents: o.SealEvents, ScanYieldBlocks: o.ScanYieldBlocks, ParallelFrom: o.ParallelFrom,
-		PartialBytes: cfg.Index.PartialCacheBytes,
+		RunsFrom: o.RunsFrom, PartialBytes: cfg.Index.PartialCacheBytes,
 	})
 	if err == nil {
 		err = ctx.Err()

@@ -58,7 +58,7 @@ func TestStressConcurrent(t *testing.T) {
 		// sealed into parts every 9 events and checkpointed every 60:
 		// queries and builds read runs that the applier seals, checkpoints
 		// and (retention) drops under them.
-		ScanYieldBlocks: 1, SealEvents: 9, CheckpointEvents: 60, ParallelFrom: 1})
+		ScanYieldBlocks: 1, SealEvents: 9, CheckpointEvents: 60, ParallelFrom: 1, RunsFrom: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, id := range slices.Sorted(maps.Keys(modelSegments)) {
