@@ -227,6 +227,22 @@ func (e *emitter) schedule(num uint32, s *seg, due time.Time, ok bool) error {
 	return e.b.Set(store.TimerKey(e.sp.ws.Num, due, num, s.ID), nil, nil)
 }
 
+// scheduleEarlier is schedule for a re-evaluation caused by events: it
+// only moves the timer earlier, never later or away. A timer left
+// earlier than needed fires, re-evaluates and finds the later instant
+// (or none), so the answer is never late; meanwhile a busy profile's
+// events, each moving the exit of a "3 in the last 7 days" a little
+// later, write no timer.
+func (e *emitter) scheduleEarlier(num uint32, s *seg, due time.Time, ok bool) error {
+	e.lv.tmu.Lock()
+	old, had := e.lv.timers[timerID{num, s.ID}]
+	e.lv.tmu.Unlock()
+	if had && (!ok || old <= due.UnixNano()) {
+		return nil
+	}
+	return e.schedule(num, s, due, ok)
+}
+
 // scheduleBy makes sure (num, segment) is re-evaluated no later than due.
 func (e *emitter) scheduleBy(num uint32, s *seg, due time.Time) error {
 	e.lv.tmu.Lock()

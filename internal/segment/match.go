@@ -136,19 +136,20 @@ func (e *profileEval) eventStats(n *condition.Node) (int64, *condition.AggState)
 		gone = func(ts time.Time) bool { return !n.Window.Contains(ts, e.now) }
 		since = n.Window.From
 	}
-	// A count-only leaf over all history or a fixed range is decided by
-	// its newest need events, need being the count from which every count
-	// answers alike (at least 3: 3; fewer than 3: 3; exactly 3: 4): its
-	// walk goes newest first and stops there. Its answer can change only
-	// when one of those stops counting (a within_last predicate on it
+	// A count-only leaf is decided by its newest need events, need being
+	// the count from which every count answers alike (at least 3: 3;
+	// fewer than 3: 3; exactly 3: 4): its walk goes newest first and
+	// stops there. Its answer can change only when one of those stops
+	// counting (leaves a relative window, a within_last predicate on it
 	// flips): the others can only keep the count at need or above, so the
-	// instants noted for the visited ones are the ones that matter. Not
-	// with a relative window: the noted exit would then be the need-th
-	// newest event's, which moves with every new event, and rewriting the
-	// profile's timer each time costs more than the walk saves
-	// (BENCHMARKS.md).
+	// instants noted for the visited ones are the ones that matter. With
+	// a relative window, the exit noted is the need-th newest event's,
+	// which moves later with every new event: an event's re-evaluation
+	// only ever moves a timer earlier (emitter.scheduleEarlier), so that
+	// costs no timer write, only a firing now and then that finds the
+	// later instant.
 	var need int64 // 0: walk every event
-	if c, ok := n.EffectiveCount(); ok && !e.exact && n.Aggregate == nil && n.Window.Kind != condition.WindowLast {
+	if c, ok := n.EffectiveCount(); ok && !e.exact && n.Aggregate == nil {
 		if k, ok := decidingCount(c); ok {
 			if k <= 0 {
 				return 0, nil // every count answers as 0 does, and nothing changes it

@@ -109,7 +109,11 @@ func (e *emitter) applyVerdicts(job *evalJob) error {
 			}
 		}
 		if v.sched {
-			if err := e.schedule(job.root, v.s, v.due, v.dueOK); err != nil {
+			schedule := e.schedule
+			if job.t.reason == ReasonEvent {
+				schedule = e.scheduleEarlier
+			}
+			if err := schedule(job.root, v.s, v.due, v.dueOK); err != nil {
 				return err
 			}
 		}
