@@ -41,8 +41,9 @@ const runsFrom = 256
 // the busiest profiles make theirs again.
 const maxRuns = 1 << 17
 
-// maxRunValues bounds a distinct aggregate's kept values.
-const maxRunValues = 4096
+// maxRunValues bounds a distinct aggregate's kept values, and so the
+// states' memory: at most maxRuns × (about 120 B + 32 values).
+const maxRunValues = 32
 
 type runKey struct {
 	n    *condition.Node
