@@ -11,13 +11,13 @@ func (m *Manager) ReevaluateEvent(w *ingest.Workspace, num uint32, name string) 
 	sp := m.space(w)
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	if sp.runs == nil {
-		sp.runs = newRuns(m.opts.RunsFrom)
+	if sp.running == nil {
+		sp.running = newRunStates(m.opts.RunsFrom)
 	}
 	order := sp.order()
 	job := &evalJob{root: num, t: &touch{events: map[string]bool{name: true}, traits: map[string]bool{}}, traits: map[string]any{}, have: true}
 	m.decide(sp, order, newSegDeps(order), m.opts.Now().UTC(), job, nil, nil)
-	sp.runs.keep(job.made)
+	sp.running.keep(job.made)
 	in := 0
 	for _, v := range job.verdicts {
 		if v.in {

@@ -335,11 +335,11 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 	e := &emitter{m: m, sp: sp, lv: lv, b: b, now: now}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	if sp.runs == nil {
-		sp.runs = newRuns(m.opts.RunsFrom)
+	if sp.running == nil {
+		sp.running = newRunStates(m.opts.RunsFrom)
 	}
-	if sp.runs.defs != sp.defs {
-		sp.runs.reset(sp.defs)
+	if sp.running.defs != sp.defs {
+		sp.running.reset(sp.defs)
 	}
 	order := sp.order()
 	if len(order) == 0 && lv.pendingBuilds == 0 {
@@ -471,7 +471,7 @@ func (m *Manager) OnApply(w *ingest.Workspace, c *ingest.Changes, b *pebble.Batc
 		if job.err != nil {
 			return job.err
 		}
-		sp.runs.keep(job.made)
+		sp.running.keep(job.made)
 		if err := e.applyVerdicts(job); err != nil {
 			return err
 		}
@@ -504,8 +504,8 @@ func (m *Manager) reevaluate(e *emitter, order []*seg, deps *segDeps, root uint3
 	if job.err != nil {
 		return job.err
 	}
-	if e.sp.runs != nil {
-		e.sp.runs.keep(job.made)
+	if e.sp.running != nil {
+		e.sp.running.keep(job.made)
 	}
 	return e.applyVerdicts(job)
 }

@@ -87,11 +87,11 @@ type space struct {
 	// liveSeqWritten: store.LiveSeqKey was written since the start
 	// (applier goroutine).
 	liveSeqWritten bool
-	// runs are the live path's running states (runs.go; the applier's,
+	// running holds the live path's running states (running.go; the applier's,
 	// made at its first step); defs counts changes of the segments'
 	// definitions (under mu), which drop them.
-	runs *runs
-	defs uint64
+	running *runStates
+	defs    uint64
 }
 
 // memberView is every segment's membership as of the applier's last
@@ -173,7 +173,7 @@ type Options struct {
 	ParallelFrom int
 	// RunsFrom, when not 0, is how many events a live re-evaluation's walk
 	// of a leaf visits before the leaf's running state for the profile is
-	// kept (runs.go; default 256); tests set 1.
+	// kept (running.go; default 256); tests set 1.
 	RunsFrom int
 }
 

@@ -22,10 +22,10 @@ type profileEval struct {
 	now    time.Time
 	member func(segID string) bool
 	next   int64 // earliest instant > now at which an input changes; MaxInt64 for never
-	// runs, when set, are the applier's running states, read (not
+	// running, when set, holds the applier's running states, read (not
 	// written): states made by long walks go to made instead.
-	runs *runs
-	made []madeRun
+	running *runStates
+	made    []madeRun
 	// exact: every count is the whole count, walked (explanations).
 	exact bool
 }
@@ -106,10 +106,10 @@ func (e *profileEval) event(n *condition.Node) bool {
 // name, where-predicates and window, and folds its aggregate (nil without
 // one) over them. Unless e.exact, a count-only leaf's count may stop at
 // the count that decides it, and a kept running state answers without a
-// walk (runs.go).
+// walk (running.go).
 func (e *profileEval) eventStats(n *condition.Node) (int64, *condition.AggState) {
 	if !e.exact {
-		if s := e.runs.get(n, e.root); s != nil {
+		if s := e.running.get(n, e.root); s != nil {
 			return s.count, s.agg
 		}
 	}
@@ -203,7 +203,7 @@ func (e *profileEval) eventStats(n *condition.Node) (int64, *condition.AggState)
 // keep hands a long walk's count and aggregate to the applier as the
 // leaf's running state for the profile, when the leaf can keep one.
 func (e *profileEval) keep(n *condition.Node, visited int, count int64, agg *condition.AggState) {
-	if e.exact || !e.runs.keeps(n, visited) || agg != nil && agg.Values() > maxRunValues {
+	if e.exact || !e.running.keeps(n, visited) || agg != nil && agg.Values() > maxRunValues {
 		return
 	}
 	e.made = append(e.made, madeRun{n: n, root: e.root, s: &runState{count: count, agg: agg}})

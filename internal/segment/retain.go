@@ -23,10 +23,10 @@ func (m *Manager) Retain(ctx context.Context, w *ingest.Workspace, from time.Tim
 	sp := m.space(w)
 	return m.in.Run(ctx, w, func(b *pebble.Batch) error {
 		lost := sp.ix.Retain(from)
-		if sp.runs != nil {
+		if sp.running != nil {
 			for _, roots := range lost {
 				for it := roots.Iterator(); it.HasNext(); {
-					sp.runs.drop(it.Next())
+					sp.running.drop(it.Next())
 				}
 			}
 		}

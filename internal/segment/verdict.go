@@ -34,7 +34,7 @@ type evalJob struct {
 	traits   map[string]any
 	have     bool // traits holds the profile's traits (false after a fetch: it has no stored record)
 	verdicts []verdict
-	made     []madeRun // running states its walks made (runs.go)
+	made     []madeRun // running states its walks made (running.go)
 	err      error
 }
 
@@ -79,7 +79,7 @@ func (m *Manager) decide(sp *space, order []*seg, deps *segDeps, now time.Time, 
 			}
 		}
 		pe := newProfileEval(sp.ix, root, job.traits, now, member)
-		pe.runs = sp.runs
+		pe.running = sp.running
 		v := verdict{s: s, in: pe.match(s.node)}
 		job.made = append(job.made, pe.made...)
 		if was := s.members.Contains(root); v.in != was {

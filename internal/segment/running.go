@@ -16,7 +16,7 @@ import (
 // recorded since. Once re-evaluating a profile for such a leaf walked at
 // least runsFrom of its events, the walk's count and aggregate are kept
 // (a runState), and every event the index then records for the profile
-// is added to them as it is recorded (runs.add, from index.ApplyEach),
+// is added to them as it is recorded (runStates.add, from index.ApplyEach),
 // so the next evaluation reads them instead of walking the history
 // again: its cost no longer grows with the profile's history. A leaf with
 // a relative window walks only the events inside it, and a count-only
@@ -27,7 +27,7 @@ import (
 // point the live path reads it. Whatever changes a profile's events
 // other than a new event drops its states: a merge (the survivor's events
 // are now more), a deletion, retention dropping events, and a change of
-// the segments' definitions drops them all (runs.reset). The states are
+// the segments' definitions drops them all (runStates.reset). The states are
 // the applier's: it adds and drops them, and the deciders it waits for
 // read them (a decider's new states come back in its job and are kept by
 // the applier). They are in memory only, rebuilt by the next long walk
@@ -78,28 +78,28 @@ func (s *runState) add(n *condition.Node, ev index.Event) {
 	}
 }
 
-// runs is a workspace's running states.
-type runs struct {
+// runStates is a workspace's running states.
+type runStates struct {
 	from   int
 	states map[runKey]*runState
 	byRoot map[uint32][]*condition.Node // the leaves with a state, by profile
 	defs   uint64                       // space.defs the states were made under
 }
 
-func newRuns(from int) *runs {
+func newRunStates(from int) *runStates {
 	if from <= 0 {
 		from = runsFrom
 	}
-	return &runs{from: from, states: map[runKey]*runState{}, byRoot: map[uint32][]*condition.Node{}}
+	return &runStates{from: from, states: map[runKey]*runState{}, byRoot: map[uint32][]*condition.Node{}}
 }
 
 // keeps reports whether a walk of n for a profile is worth a state.
-func (r *runs) keeps(n *condition.Node, visited int) bool {
+func (r *runStates) keeps(n *condition.Node, visited int) bool {
 	return r != nil && visited >= r.from && !n.IsTimeDependent()
 }
 
 // get returns root's state for n, if kept.
-func (r *runs) get(n *condition.Node, root uint32) *runState {
+func (r *runStates) get(n *condition.Node, root uint32) *runState {
 	if r == nil || len(r.states) == 0 {
 		return nil
 	}
@@ -107,7 +107,7 @@ func (r *runs) get(n *condition.Node, root uint32) *runState {
 }
 
 // keep installs states made by a step's walks.
-func (r *runs) keep(made []madeRun) {
+func (r *runStates) keep(made []madeRun) {
 	for _, mr := range made {
 		if len(r.states) >= maxRuns {
 			r.reset(r.defs)
@@ -123,7 +123,7 @@ func (r *runs) keep(made []madeRun) {
 
 // add folds an event the index just recorded for root into root's
 // states for leaves of its name.
-func (r *runs) add(root uint32, name string, ev index.Event) {
+func (r *runStates) add(root uint32, name string, ev index.Event) {
 	for _, n := range r.byRoot[root] {
 		if n.Name != name {
 			continue
@@ -138,7 +138,7 @@ func (r *runs) add(root uint32, name string, ev index.Event) {
 }
 
 // drop forgets root's states.
-func (r *runs) drop(root uint32) {
+func (r *runStates) drop(root uint32) {
 	for _, n := range r.byRoot[root] {
 		delete(r.states, runKey{n, root})
 	}
@@ -147,7 +147,7 @@ func (r *runs) drop(root uint32) {
 
 // reset forgets every state; defs is the definitions' generation the
 // next states are made under.
-func (r *runs) reset(defs uint64) {
+func (r *runStates) reset(defs uint64) {
 	clear(r.states)
 	clear(r.byRoot)
 	r.defs = defs
@@ -164,7 +164,7 @@ type madeRun struct {
 // states up to date with c (nil when there are none), after dropping the
 // states of every profile c merges, removes or deletes. The applier's.
 func (sp *space) followRuns(c *ingest.Changes) func(k int, ev index.Event) {
-	r := sp.runs
+	r := sp.running
 	if r == nil || len(r.states) == 0 {
 		return nil
 	}
