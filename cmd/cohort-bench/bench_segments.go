@@ -39,6 +39,7 @@ type segmentsOpts struct {
 	cpuprofile  string
 	loadProfile string
 	memprofile  string
+	loadMem     string
 	onlyCases   string
 	maxHeapGiB  float64
 	indexDir    string
@@ -64,6 +65,7 @@ func parseSegmentsFlags(args []string, stderr io.Writer) (segmentsOpts, error) {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the evaluations to `FILE`")
 	fs.StringVar(&o.loadProfile, "load-cpuprofile", "", "write a CPU profile of the load to `FILE`")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile after the load (with --reopen, after the open) to `FILE`")
+	fs.StringVar(&o.loadMem, "load-memprofile", "", "write a heap profile at the end of the load, before --index-dir's checkpoint and reopening (a background merge may still run), to `FILE`")
 	fs.Float64Var(&o.maxHeapGiB, "max-heap-gib", 0, "stop the load with an error when the Go heap exceeds this many GiB (0: no limit)")
 	fs.StringVar(&o.indexDir, "index-dir", "", "checkpoint the loaded index into `DIR` (part files and a checkpoint), open it again from there as a restart does, and run the suite on the reopened index (its event columns mapped from the files)")
 	fs.IntVar(&o.checkpointEvents, "checkpoint-events", 0, "with --index-dir, persist the index while loading as the server does with index.checkpoint_events: `N` (a checkpoint every N events, parts merged in the background); 0: one checkpoint after the load")
@@ -156,6 +158,11 @@ func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stderr, "bench segments: loaded in %s (index.Apply %s), index %.0f B/profile\n",
 		ls.Wall.Round(time.Millisecond), ls.Apply.Round(time.Millisecond), ls.BytesPerProfile())
+	if o.loadMem != "" {
+		if err := writeHeapProfile(o.loadMem); err != nil {
+			return err
+		}
+	}
 	var ps *bench.PersistStats
 	if o.indexDir != "" {
 		if store.Every > 0 {
