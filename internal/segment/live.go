@@ -227,8 +227,9 @@ func (e *emitter) schedule(num uint32, s *seg, due time.Time, ok bool) error {
 	return e.b.Set(store.TimerKey(e.sp.ws.Num, due, num, s.ID), nil, nil)
 }
 
-// scheduleEarlier is schedule for a re-evaluation caused by events: it
-// only moves the timer earlier, never later or away. A timer left
+// scheduleEarlier is schedule for the re-evaluation of a profile that got
+// events in the step (with or without trait changes): it only moves the
+// timer earlier, never later or away. A timer left
 // earlier than needed fires, re-evaluates and finds the later instant
 // (or none), so the answer is never late; meanwhile a busy profile's
 // events, each moving the exit of a "3 in the last 7 days" a little
